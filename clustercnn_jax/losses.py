@@ -1,0 +1,43 @@
+"""The loss E = λ·CE + (1 − λ)·|age − prediction| + γ·S_w/S_b, and age metrics."""
+
+from typing import Any, Dict, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def expected_age(logits: jnp.ndarray) -> jnp.ndarray:
+  """The prediction: the mean age under the softmax over ages 0..A-1."""
+  ages = jnp.arange(logits.shape[-1], dtype=jnp.float32)
+  return jax.nn.softmax(logits.astype(jnp.float32), axis=-1) @ ages
+
+
+def age_loss(logits: jnp.ndarray, ages: jnp.ndarray, aux: Mapping[str, Any], *,
+             ce_weight: float, sw_sb_weight: float) -> Dict[str, jnp.ndarray]:
+  """Returns the scalar ``loss`` and its terms (all means over the batch)."""
+  logits = logits.astype(jnp.float32)
+  labels = jnp.clip(jnp.round(ages).astype(jnp.int32), 0, logits.shape[-1] - 1)
+  log_probs = jax.nn.log_softmax(logits, axis=-1)
+  ce = -jnp.mean(jnp.take_along_axis(log_probs, labels[:, None], axis=-1))
+  pred = jnp.exp(log_probs) @ jnp.arange(logits.shape[-1], dtype=jnp.float32)
+  l1 = jnp.mean(jnp.abs(ages.astype(jnp.float32) - pred))
+  loss = ce_weight * ce + (1.0 - ce_weight) * l1
+  terms = {"ce": ce, "l1": l1, "mae": l1}
+  if "s_w" in aux:
+    ratio = aux["s_w"] / aux["s_b"]
+    loss = loss + sw_sb_weight * ratio
+    terms.update(s_w=aux["s_w"], s_b=aux["s_b"], sw_sb=ratio)
+  terms["loss"] = loss
+  return terms
+
+
+def mae(pred: np.ndarray, ages: np.ndarray) -> float:
+  return float(np.mean(np.abs(np.asarray(pred, np.float64) - ages)))
+
+
+def cumulative_score(pred: np.ndarray, ages: np.ndarray,
+                     thresholds: Sequence[int] = tuple(range(11))) -> Dict[int, float]:
+  """CS(θ): the fraction of examples with absolute error ≤ θ years."""
+  err = np.abs(np.asarray(pred, np.float64) - ages)
+  return {int(t): float(np.mean(err <= t)) for t in thresholds}

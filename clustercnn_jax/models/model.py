@@ -1,0 +1,65 @@
+"""Backbone -> cluster module -> age head: the whole Cluster-CNN."""
+
+from typing import Any, Dict, Optional, Tuple
+
+import flax.linen as nn
+import jax.numpy as jnp
+import ml_collections
+
+from clustercnn_jax import models
+from clustercnn_jax.cluster import ClusterModule
+
+
+class AgeModel(nn.Module):
+  """Returns (logits over ages 0..max_age, aux statistics of the cluster module).
+
+  With ``use_cluster=False`` (the Table 2 ablation) the cluster module is
+  replaced by one Dense+ReLU layer of the same width, so only the clustering
+  differs between the two settings.
+  """
+
+  backbone: nn.Module
+  num_ages: int
+  use_cluster: bool = True
+  num_clusters: int = 5
+  cluster_features: int = 512
+  momentum: float = 0.999
+  sample_in_train: bool = True
+  reseed_after: int = 1000
+  dropout_rate: float = 0.0
+  axis_name: Optional[str] = None
+
+  def embed(self, images: jnp.ndarray, train: bool) -> jnp.ndarray:
+    """Backbone features x: what the centroids live among (used by k-means++)."""
+    return self.backbone(images, train=train).astype(jnp.float32)
+
+  @nn.compact
+  def __call__(self, images: jnp.ndarray, train: bool) -> Tuple[jnp.ndarray, Dict[str, Any]]:
+    x = self.embed(images, train)
+    if self.use_cluster:
+      v, aux = ClusterModule(self.num_clusters, self.cluster_features, momentum=self.momentum,
+                             sample_in_train=self.sample_in_train,
+                             reseed_after=self.reseed_after, axis_name=self.axis_name,
+                             name="cluster")(x, train)
+    else:
+      v, aux = nn.relu(nn.Dense(self.cluster_features, name="fc")(x)), {}
+    v = nn.Dropout(self.dropout_rate, deterministic=not train)(v)
+    return nn.Dense(self.num_ages, name="head")(v), aux
+
+
+def build_model(config: ml_collections.ConfigDict, axis_name: Optional[str] = None) -> AgeModel:
+  """The model a config describes. ``axis_name`` is set inside pmap only.
+
+  Parameters do not depend on ``axis_name``, so a model built with it (for the
+  pmapped train step) shares variables with one built without it.
+  """
+  m = config.model
+  dtype = jnp.bfloat16 if config.half_precision else jnp.float32
+  bn_axis = axis_name if m.sync_batch_norm else None
+  backbone = models.get_backbone(m.backbone, axis_name=bn_axis, dtype=dtype,
+                                 **m.backbone_kwargs.to_dict())
+  return AgeModel(backbone=backbone, num_ages=config.max_age + 1, use_cluster=m.use_cluster,
+                  num_clusters=m.num_clusters, cluster_features=m.cluster_features,
+                  momentum=m.momentum, sample_in_train=m.sample_in_train,
+                  reseed_after=m.reseed_after, dropout_rate=m.dropout_rate,
+                  axis_name=axis_name)

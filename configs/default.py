@@ -1,0 +1,70 @@
+"""Defaults shared by every config: the paper's training recipe (section 4).
+
+Every field is overridable on the command line, e.g. ``--config.model.num_clusters=3``.
+Each factor of the paper's Table 2 is one field:
+
+  pretrained          ''  (random init) or a checkpoint path / package (ImageNet weights)
+  optimizer           'adam' | 'sgd'
+  loss.ce_weight      λ; 0 turns the classification loss off (L1 only)
+  normalize_faces     eye-based face normalisation on/off (dataset builders)
+  model.use_cluster   cluster module on/off
+  model.num_clusters  k
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+
+  # Data.
+  config.dataset = "synthetic"
+  config.image_size = 128
+  config.max_age = 100  # softmax over integer ages 0..max_age
+  config.normalize_faces = True
+  config.flip = True
+  config.mean = (0.485, 0.456, 0.406)  # ImageNet statistics (RGB, in [0, 1])
+  config.std = (0.229, 0.224, 0.225)
+  config.synthetic = ml_collections.ConfigDict(
+      dict(num_train=8000, num_test=2000, seed=0, max_age=80))
+
+  # Model.
+  config.model = ml_collections.ConfigDict()
+  config.model.backbone = "googlenet"
+  config.model.backbone_kwargs = ml_collections.ConfigDict()
+  config.model.use_cluster = True
+  config.model.num_clusters = 5
+  config.model.cluster_features = 512
+  config.model.momentum = 0.999
+  config.model.sample_in_train = True  # False: nearest centroid in training too (ablation)
+  config.model.reseed_after = 1000  # steps without an example before a cluster is re-seeded
+  config.model.dropout_rate = 0.2
+  config.model.sync_batch_norm = True
+  config.pretrained = ""
+  config.half_precision = False  # bfloat16 compute in the backbone
+
+  # Cluster initialisation: k-means++ on backbone features of training images.
+  config.kmeans_examples = 5000
+  config.kmeans_iterations = 10
+
+  # Loss: λ·CE + (1 − λ)·L1 + γ·S_w/S_b.
+  config.loss = ml_collections.ConfigDict(dict(ce_weight=0.5, sw_sb_weight=0.1))
+
+  # Optimisation.
+  config.optimizer = "adam"
+  config.learning_rate = 1e-4
+  config.lr_schedule = "constant"  # 'constant' | 'cosine'
+  config.warmup_steps = 0
+  config.sgd_momentum = 0.9
+  config.weight_decay = 0.0
+  config.batch_size = 128  # global, split evenly over local devices
+  config.num_epochs = 5.0
+  config.num_train_steps = -1  # > 0 overrides num_epochs
+
+  # Bookkeeping.
+  config.log_every_steps = 50
+  config.eval_every_steps = 0  # 0: evaluate at the end only
+  config.checkpoint_every_steps = 500
+  config.keep_checkpoints = 3
+  return config

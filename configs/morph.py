@@ -1,0 +1,23 @@
+"""MORPH II, the paper's setting: GoogLeNet on 128x128 normalised faces, k = 5.
+
+Needs the MORPH II dataset builder (TFDS, manual download) and, for the
+paper's numbers, ImageNet weights via --config.pretrained.
+"""
+
+from configs import default
+
+
+def get_config():
+  config = default.get_config()
+  config.dataset = "morph2"
+  config.image_size = 128
+  config.max_age = 100
+  config.model.backbone = "googlenet"
+  config.model.num_clusters = 5
+  config.model.momentum = 0.999
+  config.kmeans_examples = 5000
+  config.optimizer = "adam"
+  config.learning_rate = 1e-4
+  config.batch_size = 128
+  config.num_epochs = 5.0
+  return config
