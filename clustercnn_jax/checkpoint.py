@@ -19,6 +19,7 @@ from typing import Any, Optional, Tuple
 import flax
 import jax
 import ml_collections
+import numpy as np
 import orbax.checkpoint as ocp
 
 CONFIG_FILE = "config.json"
@@ -47,7 +48,8 @@ def restore(mngr: ocp.CheckpointManager, target: Any, step: Optional[int] = None
   if step is None:
     raise FileNotFoundError(f"No checkpoint in {mngr.directory}.")
   template = flax.serialization.to_state_dict(target)
-  abstract = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), template)
+  abstract = jax.tree_util.tree_map(
+      lambda x: jax.ShapeDtypeStruct(np.shape(x), jax.numpy.result_type(x)), template)
   restored = mngr.restore(step, args=ocp.args.StandardRestore(abstract))
   return flax.serialization.from_state_dict(target, restored)
 

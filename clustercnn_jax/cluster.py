@@ -34,6 +34,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 CLUSTERS = "clusters"
 
@@ -156,5 +157,7 @@ def momentum_update(u: jnp.ndarray, sums: jnp.ndarray, counts: jnp.ndarray,
                     momentum: float) -> jnp.ndarray:
   """u_c <- a u_c + (1 - a) mean_c with a = momentum ** n_c (unchanged if n_c = 0)."""
   mean = sums / jnp.maximum(counts, 1.0)[:, None]
-  a = jnp.power(momentum, counts)[:, None]
-  return a * u + (1.0 - a) * mean
+  # 1 - a via expm1, with log(momentum) taken in float64: in float32,
+  # 1 - 0.999**n loses ~3 digits to cancellation and 0.999 itself is off by 1e-8.
+  step = -jnp.expm1(counts * np.log(momentum))[:, None]
+  return u + step * (mean - u)

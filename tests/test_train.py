@@ -124,7 +124,7 @@ def test_sigterm_saves_a_checkpoint(tmp_path):
     if "step 3/100000" in line or time.time() > deadline:
       break
   proc.send_signal(signal.SIGTERM)
-  rest, _ = proc.communicate(timeout=120)
+  _, rest = proc.communicate(timeout=120)
   log = "".join(lines) + rest
   assert proc.returncode == 0, log[-3000:]
   assert "Stopped at step" in log and "SIGTERM" in log
