@@ -8,6 +8,7 @@ an unknown field is an error. Running again with the same workdir resumes.
 
 import logging as py_logging
 
+import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -15,6 +16,8 @@ from clustercnn_jax import train
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and results.")
+flags.DEFINE_bool("multihost", False, "Call jax.distributed.initialize() first (TPU pods, "
+                  "multi-node GPU); see launch/.")
 config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/*.py).",
                                 lock_config=True)
 flags.mark_flags_as_required(["config", "workdir"])
@@ -23,12 +26,17 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  if FLAGS.multihost:
+    jax.distributed.initialize()
   logging.set_verbosity(logging.INFO)
   logging.get_absl_handler().setFormatter(
       py_logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
   # Orbax logs every save at INFO; keep the progress lines readable.
   logging.get_absl_handler().addFilter(
       lambda r: r.levelno >= py_logging.WARNING or "/orbax/" not in r.pathname)
+  logging.info("JAX %s: process %d of %d, %d local / %d global devices (%s).", jax.__version__,
+               jax.process_index(), jax.process_count(), jax.local_device_count(),
+               jax.device_count(), jax.devices()[0].platform)
   results = train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   if "test_mae" in results:
     print(f"test MAE {results['test_mae']:.2f} years   "

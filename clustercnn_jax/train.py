@@ -195,6 +195,7 @@ def total_train_steps(config: ml_collections.ConfigDict, num_train: int) -> int:
 
 
 def _check_batch(config: ml_collections.ConfigDict, num_devices: int) -> None:
+  """``num_devices`` counts every device of every host (the global batch spans them all)."""
   if config.batch_size % num_devices:
     raise ValueError(f"batch_size={config.batch_size} does not divide evenly over "
                      f"{num_devices} devices; use a multiple of {num_devices}.")
@@ -209,7 +210,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   (or ``{'stopped_at': step}`` when stopped early).
   """
   num_devices = jax.local_device_count()
-  _check_batch(config, num_devices)
+  _check_batch(config, jax.device_count())
   is_chief = jax.process_index() == 0
   train_ds, test_ds = data.load(config)
   total_steps = total_train_steps(config, len(train_ds))
@@ -248,7 +249,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   state = jax_utils.replicate(state)
   step_rngs = jax_utils.replicate(step_rng)
   batches = jax_utils.prefetch_to_device(
-      pipeline.train_batches(train_ds, config.batch_size, num_devices, config.seed, start_step), 2)
+      pipeline.train_batches(train_ds, config.batch_size, num_devices, config.seed, start_step,
+                             jax.process_index(), jax.process_count()), 2)
   pending, t_log, step_log = [], time.time(), start_step
   step = start_step
   try:

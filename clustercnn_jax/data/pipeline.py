@@ -32,15 +32,22 @@ def steps_per_epoch(num_examples: int, global_batch: int) -> int:
 
 
 def train_batches(ds: ArrayDataset, global_batch: int, num_devices: int, seed: int,
-                  start_step: int = 0) -> Iterator[Dict[str, np.ndarray]]:
-  """Endless shuffled batches {'images', 'ages'} of shape (devices, per_device, ...)."""
+                  start_step: int = 0, process_index: int = 0,
+                  process_count: int = 1) -> Iterator[Dict[str, np.ndarray]]:
+  """Endless shuffled batches {'images', 'ages'} of shape (devices, per_device, ...).
+
+  Every host draws the same permutation and takes its own contiguous slice of
+  each global batch, so hosts never overlap and need not communicate.
+  """
   per_epoch = steps_per_epoch(len(ds), global_batch)
+  per_host = global_batch // process_count
   step, epoch, perm = start_step, None, None
   while True:
     e, i = divmod(step, per_epoch)
     if e != epoch:
       epoch, perm = e, np.random.default_rng([seed, e]).permutation(len(ds))
-    idx = np.sort(perm[i * global_batch:(i + 1) * global_batch])  # sorted: faster gather
+    start = i * global_batch + process_index * per_host
+    idx = np.sort(perm[start:start + per_host])  # sorted: faster gather
     yield {"images": _shard(ds.images[idx], num_devices),
            "ages": _shard(ds.ages[idx].astype(np.float32), num_devices)}
     step += 1

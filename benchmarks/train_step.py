@@ -1,0 +1,88 @@
+"""Times the pmapped train step of a backbone on this machine.
+
+  python benchmarks/train_step.py --backbone=googlenet --image_size=128 --batch_size=32
+
+Prints compile time, then the median step time and images/s over --steps
+steps (after --warmup), with the cluster module on and off so the module's
+own cost shows as a ratio measured in the same run.
+"""
+
+import argparse
+import functools
+import os
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import jax_utils
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from clustercnn_jax import train  # noqa: E402
+from configs import default  # noqa: E402
+
+
+def time_step(config, steps, warmup):
+  model = train.build_model(config)
+  p_model = train.build_model(config, axis_name=train.AXIS)
+  state = train.create_train_state(jax.random.PRNGKey(0), config, model, 1000)
+  if config.model.use_cluster:
+    clusters = state.clusters
+    clusters["cluster"]["centroids"] = jax.random.normal(jax.random.PRNGKey(1),
+                                                         clusters["cluster"]["centroids"].shape)
+  n = jax.local_device_count()
+  step = jax.pmap(functools.partial(train.train_step, model=p_model, config=config),
+                  axis_name=train.AXIS, donate_argnums=(0,))
+  rng = np.random.default_rng(0)
+  s = config.image_size
+  batch = {"images": rng.integers(0, 255, (n, config.batch_size // n, s, s, 3), np.uint8),
+           "ages": rng.uniform(1, 80, (n, config.batch_size // n)).astype(np.float32)}
+  batch = jax.pmap(lambda b: b)(batch)  # on the devices once: time the step, not the copy
+  state, rngs = jax_utils.replicate(state), jax_utils.replicate(jax.random.PRNGKey(0))
+  t0 = time.perf_counter()
+  state, m = step(state, batch, rngs)
+  jax.block_until_ready(m)
+  compile_s = time.perf_counter() - t0
+  for _ in range(warmup):
+    state, m = step(state, batch, rngs)
+  jax.block_until_ready(m)
+  times = []
+  for _ in range(steps):
+    t0 = time.perf_counter()
+    state, m = step(state, batch, rngs)
+    jax.block_until_ready(m)
+    times.append(time.perf_counter() - t0)
+  return compile_s, float(np.median(times))
+
+
+def main():
+  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--backbone", default="googlenet")
+  p.add_argument("--image_size", type=int, default=128)
+  p.add_argument("--batch_size", type=int, default=32)
+  p.add_argument("--depth", type=float, default=None, help="GoogLeNet depth (0.5 = half)")
+  p.add_argument("--steps", type=int, default=5)
+  p.add_argument("--warmup", type=int, default=1)
+  p.add_argument("--bfloat16", action="store_true")
+  args = p.parse_args()
+  config = default.get_config()
+  config.model.backbone = args.backbone
+  if args.depth is not None:
+    config.model.backbone_kwargs.depth = args.depth
+  config.image_size, config.batch_size = args.image_size, args.batch_size
+  config.half_precision = args.bfloat16
+  print(f"{jax.devices()[0].device_kind} x{jax.local_device_count()}, {args.backbone}, "
+        f"{args.image_size}px, batch {args.batch_size}, {'bf16' if args.bfloat16 else 'f32'}")
+  results = {}
+  for use_cluster in (True, False):
+    config.model.use_cluster = use_cluster
+    compile_s, step_s = time_step(config, args.steps, args.warmup)
+    results[use_cluster] = step_s
+    print(f"  cluster module {'on ' if use_cluster else 'off'}: compile {compile_s:6.1f}s  "
+          f"step {step_s * 1e3:8.1f} ms  {args.batch_size / step_s:8.1f} img/s")
+  print(f"  step time ratio, cluster on / off: {results[True] / results[False]:.3f}")
+
+
+if __name__ == "__main__":
+  main()
