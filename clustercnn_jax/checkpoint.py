@@ -83,8 +83,8 @@ def load(workdir: str, step: Optional[int] = None) -> Tuple[ml_collections.Confi
 
   config = load_config(workdir)
   model = train.build_model(config)
-  abstract = jax.eval_shape(lambda: train.create_train_state(jax.random.PRNGKey(0), config,
-                                                             model, total_steps=1))
+  abstract = jax.eval_shape(lambda: train.create_train_state(
+      jax.random.PRNGKey(0), config, model, total_steps=1, load_pretrained=False))
   mngr = manager(workdir, config)
   state = restore(mngr, abstract, step)
   variables = {"params": state.params, "batch_stats": state.batch_stats,

@@ -12,6 +12,7 @@ import numpy as np
 
 from clustercnn_jax import losses
 from clustercnn_jax.data.preprocess import preprocess
+from clustercnn_jax.pretrained import input_normalization
 
 
 def predict_ages(config: ml_collections.ConfigDict, model: Any, variables: Dict[str, Any],
@@ -23,10 +24,11 @@ def predict_ages(config: ml_collections.ConfigDict, model: Any, variables: Dict[
     raise ValueError(f"Expected uint8 images of shape (N, {config.image_size}, "
                      f"{config.image_size}, 3), got {images.dtype} {images.shape}.")
 
+  mean, std = input_normalization(config)
+
   @jax.jit
   def forward(batch):
-    x = preprocess(batch, jax.random.PRNGKey(0), train=False, flip=False, mean=config.mean,
-                   std=config.std)
+    x = preprocess(batch, jax.random.PRNGKey(0), train=False, flip=False, mean=mean, std=std)
     logits, _ = model.apply(variables, x, train=False)
     return losses.expected_age(logits)
 

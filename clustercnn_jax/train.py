@@ -23,7 +23,7 @@ import optax
 from flax import jax_utils
 from flax.training import train_state
 
-from clustercnn_jax import checkpoint, data, kmeans, losses
+from clustercnn_jax import checkpoint, data, kmeans, losses, pretrained
 from clustercnn_jax.data import pipeline
 from clustercnn_jax.data.preprocess import preprocess
 from clustercnn_jax.metric_writers import MetricWriter
@@ -54,27 +54,39 @@ def learning_rate_schedule(config: ml_collections.ConfigDict, total_steps: int) 
 def make_optimizer(config: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
   schedule = learning_rate_schedule(config, total_steps)
   if config.optimizer == "adam":
-    if config.weight_decay:
-      return optax.adamw(schedule, weight_decay=config.weight_decay)
-    return optax.adam(schedule)
-  if config.optimizer == "sgd":
+    tx = optax.adamw(schedule, weight_decay=config.weight_decay) if config.weight_decay \
+        else optax.adam(schedule)
+  elif config.optimizer == "sgd":
     tx = optax.sgd(schedule, momentum=config.sgd_momentum, nesterov=False)
     if config.weight_decay:
       tx = optax.chain(optax.add_decayed_weights(config.weight_decay), tx)
-    return tx
-  raise ValueError(f"Unknown optimizer {config.optimizer!r}; use 'adam' or 'sgd'.")
+  else:
+    raise ValueError(f"Unknown optimizer {config.optimizer!r}; use 'adam' or 'sgd'.")
+  if config.model.freeze_backbone:
+    label = lambda params: {k: "frozen" if k == "backbone" else "train" for k in params}
+    tx = optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, label)
+  return tx
 
 
 def create_train_state(rng: jax.Array, config: ml_collections.ConfigDict, model: AgeModel,
-                       total_steps: int) -> TrainState:
-  """Fresh parameters; centroids are zeros until ``init_centroids`` fills them."""
-  if config.pretrained:
-    raise NotImplementedError(
-        f"config.pretrained={config.pretrained!r}: loading ImageNet weights is not available "
-        "in this release yet; leave --config.pretrained empty to train from scratch.")
+                       total_steps: int, load_pretrained: bool = True) -> TrainState:
+  """Fresh parameters (ImageNet backbone if ``config.pretrained`` and ``load_pretrained``);
+  centroids are zeros until ``init_centroids`` fills them.
+
+  ``load_pretrained=False`` gives the same structure without reading the
+  weights file: for a state that a checkpoint restore will overwrite.
+  """
   shape = (1, config.image_size, config.image_size, 3)
-  variables = model.init({"params": rng, "dropout": rng, "cluster": rng},
-                         jnp.zeros(shape, jnp.float32), train=False)
+  variables = flax.core.unfreeze(model.init({"params": rng, "dropout": rng, "cluster": rng},
+                                            jnp.zeros(shape, jnp.float32), train=False))
+  if config.pretrained and load_pretrained:
+    template = {c: variables[c]["backbone"] for c in ("params", "batch_stats")}
+    loaded = pretrained.load_backbone_variables(config.model.backbone, config.pretrained,
+                                                template)
+    for c, v in loaded.items():
+      variables[c]["backbone"] = jax.tree_util.tree_map(jnp.asarray, v)
+    logging.info("Backbone %s initialised from %s.", config.model.backbone,
+                 pretrained.resolve(config.model.backbone, config.pretrained))
   return TrainState.create(apply_fn=model.apply, params=variables["params"],
                            tx=make_optimizer(config, total_steps),
                            batch_stats=variables.get("batch_stats", {}),
@@ -83,7 +95,8 @@ def create_train_state(rng: jax.Array, config: ml_collections.ConfigDict, model:
 
 def _preprocess(images: jnp.ndarray, rng: jax.Array, config: ml_collections.ConfigDict,
                 train: bool, example_offset: Any = 0) -> jnp.ndarray:
-  return preprocess(images, rng, train=train, flip=config.flip, mean=config.mean, std=config.std,
+  mean, std = pretrained.input_normalization(config)
+  return preprocess(images, rng, train=train, flip=config.flip, mean=mean, std=std,
                     example_offset=example_offset)
 
 
@@ -219,11 +232,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
   rng = jax.random.PRNGKey(config.seed)
   init_rng, step_rng = jax.random.split(rng)
-  state = create_train_state(init_rng, config, model, total_steps)
   if is_chief:
     checkpoint.save_config(workdir, config)
   mngr = checkpoint.manager(workdir, config)
-  if mngr.latest_step() is not None:
+  resuming = mngr.latest_step() is not None
+  state = create_train_state(init_rng, config, model, total_steps, load_pretrained=not resuming)
+  if resuming:
     state = checkpoint.restore(mngr, state)
     logging.info("Resumed from %s at step %d.", mngr.directory, int(state.step))
   else:

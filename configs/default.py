@@ -3,7 +3,7 @@
 Every field is overridable on the command line, e.g. ``--config.model.num_clusters=3``.
 Each factor of the paper's Table 2 is one field:
 
-  pretrained          ''  (random init) or a checkpoint path / package (ImageNet weights)
+  pretrained          '' (random init) or ImageNet weights: a .pth path or a package name
   optimizer           'adam' | 'sgd'
   loss.ce_weight      λ; 0 turns the classification loss off (L1 only)
   normalize_faces     eye-based face normalisation on/off (dataset builders)
@@ -28,6 +28,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.std = (0.229, 0.224, 0.225)
   config.synthetic = ml_collections.ConfigDict(
       dict(num_train=8000, num_test=2000, seed=0, max_age=80))
+  # dataset='utkface': the extracted UTKFace/ folder, a seeded 80/20 split of what is there.
+  config.utkface = ml_collections.ConfigDict(
+      dict(data_dir="", cache_dir="", split_seed=0, test_fraction=0.2, max_examples=0))
 
   # Model.
   config.model = ml_collections.ConfigDict()
@@ -41,6 +44,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.reseed_after = 1000  # steps without an example before a cluster is re-seeded
   config.model.dropout_rate = 0.2
   config.model.sync_batch_norm = True
+  config.model.freeze_backbone = False  # True: train only the cluster module and head
+  # ImageNet weights for the backbone: a .pth path or a package carrying one ('' = random
+  # init). See clustercnn_jax/pretrained/__init__.py; the checkpoint's input normalisation
+  # then replaces mean/std below.
   config.pretrained = ""
   config.half_precision = False  # bfloat16 compute in the backbone
 

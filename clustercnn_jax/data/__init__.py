@@ -8,7 +8,7 @@ from typing import Callable, Dict, Tuple
 
 import ml_collections
 
-from clustercnn_jax.data import synthetic
+from clustercnn_jax.data import synthetic, utkface
 from clustercnn_jax.data.pipeline import ArrayDataset
 
 
@@ -19,8 +19,15 @@ def _synthetic(config: ml_collections.ConfigDict) -> Tuple[ArrayDataset, ArrayDa
   return ArrayDataset(train.images, train.ages), ArrayDataset(test.images, test.ages)
 
 
+def _utkface(config: ml_collections.ConfigDict) -> Tuple[ArrayDataset, ArrayDataset]:
+  c = config.utkface
+  ds = utkface.load(c.data_dir, config.image_size, c.cache_dir)
+  return utkface.split(ds, c.split_seed, c.test_fraction, c.max_examples)
+
+
 LOADERS: Dict[str, Callable[[ml_collections.ConfigDict], Tuple[ArrayDataset, ArrayDataset]]] = {
     "synthetic": _synthetic,
+    "utkface": _utkface,
 }
 
 
@@ -28,6 +35,6 @@ def load(config: ml_collections.ConfigDict) -> Tuple[ArrayDataset, ArrayDataset]
   if config.dataset not in LOADERS:
     raise NotImplementedError(
         f"Dataset {config.dataset!r} has no loader yet (available: {sorted(LOADERS)}). "
-        "The TFDS builders for MORPH II, FG-NET and UTKFace are not part of this "
-        "release; run with --config.dataset=synthetic meanwhile.")
+        "The TFDS builders for MORPH II and FG-NET are not part of this release; run "
+        "with --config.dataset=synthetic or utkface meanwhile.")
   return LOADERS[config.dataset](config)

@@ -3,6 +3,7 @@
 from typing import Any, Dict, Optional, Tuple
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import ml_collections
 
@@ -27,10 +28,17 @@ class AgeModel(nn.Module):
   sample_in_train: bool = True
   reseed_after: int = 1000
   dropout_rate: float = 0.0
+  freeze_backbone: bool = False
   axis_name: Optional[str] = None
 
   def embed(self, images: jnp.ndarray, train: bool) -> jnp.ndarray:
-    """Backbone features x: what the centroids live among (used by k-means++)."""
+    """Backbone features x: what the centroids live among (used by k-means++).
+
+    A frozen backbone runs in inference mode (BatchNorm running statistics)
+    and passes no gradient back.
+    """
+    if self.freeze_backbone:
+      return jax.lax.stop_gradient(self.backbone(images, train=False).astype(jnp.float32))
     return self.backbone(images, train=train).astype(jnp.float32)
 
   @nn.compact
@@ -62,4 +70,4 @@ def build_model(config: ml_collections.ConfigDict, axis_name: Optional[str] = No
                   num_clusters=m.num_clusters, cluster_features=m.cluster_features,
                   momentum=m.momentum, sample_in_train=m.sample_in_train,
                   reseed_after=m.reseed_after, dropout_rate=m.dropout_rate,
-                  axis_name=axis_name)
+                  freeze_backbone=m.freeze_backbone, axis_name=axis_name)

@@ -67,14 +67,23 @@ def weights_for(backbone: str) -> Weights:
   return WEIGHTS[backbone]
 
 
+def _find_package(name: str):
+  if not name.replace("_", "").replace(".", "").isalnum():
+    return None  # a path that does not exist, not a module name
+  try:
+    return importlib.util.find_spec(name)
+  except (ImportError, ValueError):
+    return None
+
+
 def resolve(backbone: str, spec: str = "") -> str:
   """The checkpoint file for ``spec``: a file path, a package name, or '' for the default."""
   w = weights_for(backbone)
   if spec and os.path.isfile(spec):
     return spec
   package = spec or w.package
-  if package and importlib.util.find_spec(package) is not None:
-    root = os.path.dirname(importlib.util.find_spec(package).origin)
+  if package and _find_package(package) is not None:
+    root = os.path.dirname(_find_package(package).origin)
     found = sorted(glob.glob(os.path.join(root, "**", "*.pt*"), recursive=True))
     preferred = [f for f in found if os.path.basename(f) == w.filename]
     if preferred or found:
@@ -94,6 +103,14 @@ def load_backbone_variables(backbone: str, spec: str, template: Dict[str, Any]) 
                                                          *weights_for(backbone).head))
   except convert.StateDictMismatchError as e:
     raise convert.StateDictMismatchError(f"{path} as {backbone}: {e}") from None
+
+
+def input_normalization(config: Any) -> Tuple[Sequence[float], Sequence[float]]:
+  """(mean, std) on [0, 1] pixels: the checkpoint's when pretrained, else the config's."""
+  if config.pretrained:
+    w = weights_for(config.model.backbone)
+    return w.mean, w.std
+  return tuple(config.mean), tuple(config.std)
 
 
 def imagenet_classifier(backbone: str, spec: str = "") -> Tuple[Any, Dict[str, Any]]:
