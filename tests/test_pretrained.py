@@ -240,3 +240,23 @@ def test_googlenet_matches_torchvision(tmp_path):
   diff = np.abs(got - expected).max()
   print(f"GoogLeNet logits, max |flax - torchvision| = {diff:.2e}")
   assert diff <= 1e-4
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
+@pytest.mark.parametrize("zip_format", [True, False])
+def test_reader_matches_real_torch_save(tmp_path, zip_format):
+  import torch
+
+  base = torch.arange(24, dtype=torch.float32).reshape(4, 6)
+  state = collections.OrderedDict(
+      w=torch.randn(3, 2, 5, 5), bf16=torch.randn(7).to(torch.bfloat16),
+      half=torch.randn(2, 2).half(), i64=torch.tensor([1, -2, 3]), flag=torch.tensor([True, False]),
+      transposed=base.t(), sliced=base[1:3, ::2], scalar=torch.tensor(3.5),
+      shared_a=base[0], shared_b=base[3])
+  path = tmp_path / "real.pth"
+  torch.save(state, path, _use_new_zipfile_serialization=zip_format)
+  loaded = torch_reader.load(str(path))
+  for k, v in state.items():
+    expected = v.float().numpy() if v.dtype == torch.bfloat16 else v.numpy()
+    got = loaded[k].astype(np.float32) if v.dtype == torch.bfloat16 else loaded[k]
+    np.testing.assert_array_equal(got, expected, err_msg=k)
