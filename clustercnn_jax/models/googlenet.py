@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from clustercnn_jax.models.layers import ConvBN, Dtype, max_pool_ceil
+from clustercnn_jax.models.layers import ConvBN, Dtype, max_pool_ceil, pool_and_classify
 
 # name: (ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj), as in torchvision.
 INCEPTION_BLOCKS: Sequence[tuple] = (
@@ -79,8 +79,4 @@ class GoogLeNet(nn.Module):
                     dtype=self.dtype, name=name)(x, train)
       if name in POOL_AFTER and name != INCEPTION_BLOCKS[num_blocks - 1][0]:
         x = max_pool_ceil(x, *POOL_AFTER[name])
-    x = jnp.mean(x, axis=(1, 2))
-    if self.num_classes is None:
-      return x
-    x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    return nn.Dense(self.num_classes, dtype=self.dtype, name="fc")(x)
+    return pool_and_classify(self, x, train, "fc")

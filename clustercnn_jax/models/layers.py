@@ -29,6 +29,33 @@ def max_pool_ceil(x: jnp.ndarray, window: int, stride: int, padding: int = 0) ->
   return nn.max_pool(x, (window, window), strides=(stride, stride), padding=pads)
 
 
+def batch_norm(train: bool, axis_name: Optional[str], dtype: Dtype, name: str,
+               epsilon: float = 1e-5, torch_momentum: float = 0.1) -> nn.BatchNorm:
+  """BatchNorm with torch's conventions: Flax's momentum is torch's (1 - momentum).
+
+  ``axis_name`` syncs batch statistics across devices in training only.
+  """
+  return nn.BatchNorm(use_running_average=not train, momentum=1.0 - torch_momentum,
+                      epsilon=epsilon, axis_name=axis_name if train else None, dtype=dtype,
+                      name=name)
+
+
+def relu6(x: jnp.ndarray) -> jnp.ndarray:
+  return jnp.clip(x, 0.0, 6.0)
+
+
+def pool_and_classify(module: nn.Module, x: jnp.ndarray, train: bool, head_name: str) -> jnp.ndarray:
+  """Global average pooling; then, if ``module.num_classes``, dropout and the ImageNet head.
+
+  Call from inside the module's compact ``__call__`` (the head is its submodule).
+  """
+  x = jnp.mean(x, axis=(1, 2))
+  if module.num_classes is None:
+    return x
+  x = nn.Dropout(module.dropout_rate, deterministic=not train)(x)
+  return nn.Dense(module.num_classes, dtype=module.dtype, name=head_name)(x)
+
+
 class ConvBN(nn.Module):
   """Conv (no bias) -> BatchNorm -> ReLU, torchvision's ``BasicConv2d``."""
 
@@ -45,8 +72,5 @@ class ConvBN(nn.Module):
     p = self.padding
     x = nn.Conv(self.features, (self.kernel, self.kernel), (self.stride, self.stride),
                 padding=[(p, p), (p, p)], use_bias=False, dtype=self.dtype, name="conv")(x)
-    # Flax's momentum is torch's (1 - momentum): torch's default 0.1 -> 0.9.
-    x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=self.bn_epsilon,
-                     axis_name=self.axis_name if train else None, dtype=self.dtype,
-                     name="bn")(x)
+    x = batch_norm(train, self.axis_name, self.dtype, "bn", epsilon=self.bn_epsilon)(x)
     return nn.relu(x)

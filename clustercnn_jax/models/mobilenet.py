@@ -10,16 +10,11 @@ from typing import Optional
 import flax.linen as nn
 import jax.numpy as jnp
 
-from clustercnn_jax.models.layers import Dtype
+from clustercnn_jax.models.layers import Dtype, batch_norm, pool_and_classify, relu6
 
 # (expansion t, channels c, repeats n, first stride s), as in torchvision.
 SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
             (6, 160, 3, 2), (6, 320, 1, 1))
-
-
-def _bn(train, axis_name, dtype, name):
-  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                      axis_name=axis_name if train else None, dtype=dtype, name=name)
 
 
 class ConvBNReLU6(nn.Module):
@@ -37,7 +32,7 @@ class ConvBNReLU6(nn.Module):
     p = (self.kernel - 1) // 2
     x = nn.Conv(self.features, (self.kernel,) * 2, (self.stride,) * 2, padding=[(p, p)] * 2,
                 feature_group_count=self.groups, use_bias=False, dtype=self.dtype, name="_0")(x)
-    return jnp.clip(_bn(train, self.axis_name, self.dtype, "_1")(x), 0.0, 6.0)
+    return relu6(batch_norm(train, self.axis_name, self.dtype, "_1")(x))
 
 
 class InvertedResidual(nn.Module):
@@ -57,7 +52,7 @@ class InvertedResidual(nn.Module):
       i = 1
     y = ConvBNReLU6(hidden, 3, self.stride, groups=hidden, name=f"conv_{i}", **kw)(y, train)
     y = nn.Conv(self.features, (1, 1), use_bias=False, dtype=self.dtype, name=f"conv_{i + 1}")(y)
-    y = _bn(train, self.axis_name, self.dtype, f"conv_{i + 2}")(y)
+    y = batch_norm(train, self.axis_name, self.dtype, f"conv_{i + 2}")(y)
     if self.stride == 1 and x.shape[-1] == self.features:
       y = x + y
     return y
@@ -81,8 +76,4 @@ class MobileNetV2(nn.Module):
         x = InvertedResidual(c, s if r == 0 else 1, t, name=f"features_{index}", **kw)(x, train)
         index += 1
     x = ConvBNReLU6(1280, 1, name=f"features_{index}", **kw)(x, train)
-    x = jnp.mean(x, axis=(1, 2))
-    if self.num_classes is None:
-      return x
-    x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    return nn.Dense(self.num_classes, dtype=self.dtype, name="classifier_1")(x)
+    return pool_and_classify(self, x, train, "classifier_1")
