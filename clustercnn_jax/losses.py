@@ -41,3 +41,18 @@ def cumulative_score(pred: np.ndarray, ages: np.ndarray,
   """CS(θ): the fraction of examples with absolute error ≤ θ years."""
   err = np.abs(np.asarray(pred, np.float64) - ages)
   return {int(t): float(np.mean(err <= t)) for t in thresholds}
+
+
+def mae_by_decade(pred: np.ndarray, ages: np.ndarray) -> Dict[str, Dict[str, float]]:
+  """MAE and count per true-age decade ('0-9', '10-19', ...)."""
+  err = np.abs(np.asarray(pred, np.float64) - ages)
+  decade = (np.asarray(ages) // 10).astype(int)
+  return {f"{10 * d}-{10 * d + 9}": {"mae": float(err[decade == d].mean()),
+                                      "count": int((decade == d).sum())}
+          for d in np.unique(decade)}
+
+
+def age_metrics(pred: np.ndarray, ages: np.ndarray) -> Dict[str, Any]:
+  """MAE, CS(0..10) and MAE per decade, as the protocols report them."""
+  return {"mae": mae(pred, ages), "cs": cumulative_score(pred, ages),
+          "mae_by_decade": mae_by_decade(pred, ages), "num_examples": int(len(ages))}

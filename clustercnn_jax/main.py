@@ -6,13 +6,11 @@ Any config field can be overridden, e.g. ``--config.model.num_clusters=3``;
 an unknown field is an error. Running again with the same workdir resumes.
 """
 
-import logging as py_logging
-
 import jax
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
-from clustercnn_jax import train
+from clustercnn_jax import cli, train
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and results.")
@@ -28,15 +26,7 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   if FLAGS.multihost:
     jax.distributed.initialize()
-  logging.set_verbosity(logging.INFO)
-  logging.get_absl_handler().setFormatter(
-      py_logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
-  # Orbax logs every save at INFO; keep the progress lines readable.
-  logging.get_absl_handler().addFilter(
-      lambda r: r.levelno >= py_logging.WARNING or "/orbax/" not in r.pathname)
-  logging.info("JAX %s: process %d of %d, %d local / %d global devices (%s).", jax.__version__,
-               jax.process_index(), jax.process_count(), jax.local_device_count(),
-               jax.device_count(), jax.devices()[0].platform)
+  cli.setup_logging()
   results = train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   if "test_mae" in results:
     print(f"test MAE {results['test_mae']:.2f} years   "

@@ -17,18 +17,21 @@ from clustercnn_jax.pretrained import input_normalization
 
 def predict_ages(config: ml_collections.ConfigDict, model: Any, variables: Dict[str, Any],
                  images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-  """Expected ages for uint8 images (N, H, W, 3) already cropped to the config's size."""
+  """Expected ages for uint8 face crops: the model's input size, or loose crops as stored."""
   images = np.asarray(images)
-  expected = (config.image_size, config.image_size, 3)
-  if images.ndim != 4 or images.shape[1:] != expected or images.dtype != np.uint8:
-    raise ValueError(f"Expected uint8 images of shape (N, {config.image_size}, "
-                     f"{config.image_size}, 3), got {images.dtype} {images.shape}.")
+  size = config.image_size
+  if (images.ndim != 4 or images.shape[1] != images.shape[2] or images.shape[1] < size
+      or images.shape[3] != 3 or images.dtype != np.uint8):
+    raise ValueError(f"Expected uint8 square images (N, S, S, 3) with S >= {size} (the "
+                     f"central {size}px are used), got {images.dtype} {images.shape}.")
+  expected = images.shape[1:]
 
   mean, std = input_normalization(config)
 
   @jax.jit
   def forward(batch):
-    x = preprocess(batch, jax.random.PRNGKey(0), train=False, flip=False, mean=mean, std=std)
+    x = preprocess(batch, jax.random.PRNGKey(0), train=False, flip=False, mean=mean, std=std,
+                   out_size=size)
     logits, _ = model.apply(variables, x, train=False)
     return losses.expected_age(logits)
 

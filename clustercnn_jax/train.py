@@ -9,6 +9,7 @@ would.
 
 import functools
 import logging
+import os
 import signal
 import threading
 import time
@@ -97,7 +98,8 @@ def _preprocess(images: jnp.ndarray, rng: jax.Array, config: ml_collections.Conf
                 train: bool, example_offset: Any = 0) -> jnp.ndarray:
   mean, std = pretrained.input_normalization(config)
   return preprocess(images, rng, train=train, flip=config.flip, mean=mean, std=std,
-                    example_offset=example_offset)
+                    example_offset=example_offset, out_size=config.image_size,
+                    scale_jitter=config.scale_jitter, colour_jitter=config.colour_jitter)
 
 
 def train_step(state: TrainState, batch: Dict[str, jnp.ndarray], rng: jax.Array, *,
@@ -308,6 +310,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                "cluster_counts": ev.get("cluster_counts")}
     writer.write_scalars(total_steps, {"test/mae": ev["mae"], "test/mean_baseline_mae": baseline})
     if is_chief:
+      np.savez(os.path.join(workdir, "predictions.npz"), ages=test_ds.ages,
+               predictions=ev["predictions"],
+               person_ids=test_ds.person_ids if test_ds.person_ids is not None else [])
       checkpoint.save_json(workdir, "results.json", results)
     logging.info("Test MAE %.3f (predicting the training mean: %.3f) on %d examples.",
                  ev["mae"], baseline, ev["num_examples"])

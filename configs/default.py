@@ -24,10 +24,17 @@ def get_config() -> ml_collections.ConfigDict:
   config.max_age = 100  # softmax over integer ages 0..max_age
   config.normalize_faces = True
   config.flip = True
+  config.scale_jitter = 0.1  # ε: the crop side varies by ±10% in training (on the device)
+  config.colour_jitter = 0.5  # 0: none; 1: brightness ±0.2, contrast ±30%
   config.mean = (0.485, 0.456, 0.406)  # ImageNet statistics (RGB, in [0, 1])
   config.std = (0.229, 0.224, 0.225)
   config.synthetic = ml_collections.ConfigDict(
       dict(num_train=8000, num_test=2000, seed=0, max_age=80))
+  # Real datasets (TFDS builders, built once from files the user downloaded):
+  # data_dir holds the built datasets, manual_dir the downloaded files.
+  config.data = ml_collections.ConfigDict(dict(data_dir="~/tensorflow_datasets", manual_dir=""))
+  # dataset='fgnet': leave-one-person-out fold; the person (1..82) held out for testing.
+  config.fgnet = ml_collections.ConfigDict(dict(test_person=1))
   # dataset='utkface': the extracted UTKFace/ folder, a seeded 80/20 split of what is there.
   config.utkface = ml_collections.ConfigDict(
       dict(data_dir="", cache_dir="", split_seed=0, test_fraction=0.2, max_examples=0))

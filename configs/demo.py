@@ -15,6 +15,8 @@ def get_config():
   config.max_age = 80
   config.synthetic.num_train = 6000
   config.synthetic.num_test = 1000
+  config.scale_jitter = 0.0  # synthetic faces already vary in scale and are stored tight
+  config.colour_jitter = 0.0
   config.model.backbone = "small_cnn"
   config.model.backbone_kwargs.widths = (16, 32, 64, 128)
   config.model.cluster_features = 128

@@ -72,6 +72,14 @@ def read_image(path: str, max_side: int = DEFAULT_MAX_SIDE) -> np.ndarray:
   return np.asarray(im, np.uint8)
 
 
+def resize(image: np.ndarray, size: int) -> np.ndarray:
+  """A plain square resize (aspect not kept): the paper's un-normalised baseline."""
+  from PIL import Image
+
+  return np.asarray(Image.fromarray(np.asarray(image, np.uint8)).resize((size, size),
+                                                                         Image.BILINEAR))
+
+
 def encode_png(image: np.ndarray) -> bytes:
   """Lossless bytes for storing crops in a dataset (decoding needs only Pillow)."""
   import io

@@ -7,7 +7,7 @@ would, with no iterator state to checkpoint. Images stay uint8 until they are
 on the device (a quarter of float32's host-to-device traffic).
 """
 
-from typing import Dict, Iterator, NamedTuple
+from typing import Dict, Iterator, NamedTuple, Optional
 
 import numpy as np
 
@@ -15,6 +15,11 @@ import numpy as np
 class ArrayDataset(NamedTuple):
   images: np.ndarray  # (N, H, W, 3) uint8
   ages: np.ndarray  # (N,)
+  person_ids: Optional[np.ndarray] = None  # (N,), for subject-exclusive protocols
+
+  def subset(self, idx: np.ndarray) -> "ArrayDataset":
+    return ArrayDataset(self.images[idx], self.ages[idx],
+                        None if self.person_ids is None else self.person_ids[idx])
 
   def __len__(self) -> int:
     return int(self.ages.shape[0])

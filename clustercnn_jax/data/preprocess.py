@@ -1,23 +1,55 @@
 """On-device preprocessing: uint8 -> normalised float, with training augmentation.
 
-Runs inside the jitted step, so the host only ever ships uint8 batches.
+Runs inside the jitted step, so the host only ever ships uint8 batches and
+never decodes an image twice. Real datasets store a *loose* crop (side
+margin x the model's input, see data/builders/common.py); this takes its
+central ``out_size`` pixels, after (in training) a random zoom by 1 + ε about
+the centre: the paper's scale noise on the crop side w = (α + ε)·l. Training
+also flips and jitters brightness and contrast (dm-pix).
+
 Random decisions are keyed per *global* example index (``example_offset`` is
 this shard's first index), so a batch is augmented identically however it is
 split over devices.
 """
 
-from typing import Sequence
+from typing import Optional, Sequence
 
+import dm_pix as pix
 import jax
 import jax.numpy as jnp
 
 
+def _augment_one(x: jnp.ndarray, key: jax.Array, flip: bool, scale_jitter: float,
+                 colour_jitter: float) -> jnp.ndarray:
+  k_scale, k_flip, k_bright, k_contrast = jax.random.split(key, 4)
+  if scale_jitter > 0:
+    zoom = 1.0 + jax.random.uniform(k_scale, (), minval=-scale_jitter, maxval=scale_jitter)
+    centre = (jnp.asarray(x.shape[:2], jnp.float32) - 1.0) / 2.0
+    matrix = jnp.array([zoom, zoom, 1.0])  # output -> input: zoom about the centre
+    offset = jnp.concatenate([centre * (1.0 - zoom), jnp.zeros((1,))])
+    x = pix.affine_transform(x, matrix, offset=offset, order=1, mode="nearest")
+  if flip:
+    x = jnp.where(jax.random.bernoulli(k_flip, 0.5), x[:, ::-1, :], x)
+  if colour_jitter > 0:
+    x = pix.random_brightness(k_bright, x, 0.2 * colour_jitter)
+    x = pix.random_contrast(k_contrast, x, 1.0 - 0.3 * colour_jitter, 1.0 + 0.3 * colour_jitter)
+    x = jnp.clip(x, 0.0, 1.0)
+  return x
+
+
 def preprocess(images: jnp.ndarray, rng: jax.Array, *, train: bool, flip: bool,
                mean: Sequence[float], std: Sequence[float],
-               example_offset: jnp.ndarray | int = 0) -> jnp.ndarray:
+               example_offset: jnp.ndarray | int = 0, out_size: Optional[int] = None,
+               scale_jitter: float = 0.0, colour_jitter: float = 0.0) -> jnp.ndarray:
+  """(B, H, W, 3) uint8 -> (B, out_size, out_size, 3) float, normalised."""
   x = images.astype(jnp.float32) / 255.0
-  if train and flip:
+  height = x.shape[1]
+  out_size = out_size or height
+  if out_size > height:
+    raise ValueError(f"Stored images are {height}px, smaller than the model input {out_size}px.")
+  if train and (flip or scale_jitter > 0 or colour_jitter > 0):
     keys = jax.vmap(jax.random.fold_in, (None, 0))(rng, example_offset + jnp.arange(x.shape[0]))
-    do_flip = jax.vmap(lambda k: jax.random.bernoulli(k, 0.5))(keys)
-    x = jnp.where(do_flip[:, None, None, None], x[:, :, ::-1, :], x)
+    x = jax.vmap(lambda im, k: _augment_one(im, k, flip, scale_jitter, colour_jitter))(x, keys)
+  start = (height - out_size) // 2
+  x = x[:, start:start + out_size, start:start + out_size, :]
   return (x - jnp.asarray(mean, jnp.float32)) / jnp.asarray(std, jnp.float32)

@@ -1,0 +1,141 @@
+"""What every face-age TFDS builder shares: configs, features, the crop, the build report.
+
+Each example holds a *loose* crop: the eye-normalised square of side
+alpha * margin * l (``margin`` = 1.25), stored at ``margin * image_size``
+pixels. Training crops the central 1 / margin of it with random scale jitter
+on the device (``data/augment.py``), so the host never decodes twice.
+"""
+
+import collections
+import dataclasses
+import json
+import logging
+import os
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from clustercnn_jax.data import faces, images
+
+MARGIN = 1.25
+
+
+class MissingManualDataError(FileNotFoundError):
+  """The user has not put the dataset's files in the manual directory yet."""
+
+
+@dataclasses.dataclass(eq=False)
+class CropConfig(tfds.core.BuilderConfig):
+  """``crop<N>``: eye-normalised faces for N-pixel inputs; ``resize<N>``: plain resize."""
+  image_size: int = 128
+  normalize_faces: bool = True
+  alpha: float = 2.5
+  eye_height: float = 0.4
+  no_face: str = "centre"  # 'centre' (centre crop) or 'skip' when no eyes are known
+
+  @property
+  def stored_size(self) -> int:
+    return int(round(self.image_size * MARGIN))
+
+
+def crop_configs(sizes: Sequence[int]) -> List[CropConfig]:
+  out = []
+  for s in sizes:
+    out.append(CropConfig(name=f"crop{s}", image_size=s,
+                          description=f"Eye-normalised {s}px faces (stored loose)."))
+    out.append(CropConfig(name=f"resize{s}", image_size=s, normalize_faces=False,
+                          description=f"The un-normalised baseline: whole image resized to {s}px."))
+  return out
+
+
+def features() -> tfds.features.FeaturesDict:
+  return tfds.features.FeaturesDict({
+      "image": tfds.features.Tensor(shape=(), dtype=np.object_),  # PNG bytes
+      "age": np.int32,
+      "person_id": np.int32,  # -1 where the dataset has none
+      "gender": np.int32,  # 0 male, 1 female, -1 unknown
+      "eyes": tfds.features.Tensor(shape=(2, 2), dtype=np.float32),  # (left, right) x, y
+      "eye_source": tfds.features.Text(),  # annotation | detector | none
+      "file_name": tfds.features.Text(),
+  })
+
+
+def dataset_info(builder: tfds.core.GeneratorBasedBuilder, description: str) -> tfds.core.DatasetInfo:
+  return tfds.core.DatasetInfo(builder=builder, description=description, features=features())
+
+
+class Report:
+  """Counts of images read, kept and skipped (with reasons), logged after a build."""
+
+  def __init__(self, name: str):
+    self.name, self.read, self.kept = name, 0, 0
+    self.skipped: Dict[str, List[str]] = collections.defaultdict(list)
+    self.notes: Dict[str, List[str]] = collections.defaultdict(list)
+
+  def skip(self, reason: str, detail: str) -> None:
+    self.skipped[reason].append(detail)
+
+  def note(self, reason: str, detail: str) -> None:
+    self.notes[reason].append(detail)
+
+  def as_dict(self) -> Dict[str, Any]:
+    return {"dataset": self.name, "read": self.read, "kept": self.kept,
+            "skipped": {k: len(v) for k, v in self.skipped.items()},
+            "notes": {k: len(v) for k, v in self.notes.items()},
+            "examples": {k: v[:20] for k, v in {**self.skipped, **self.notes}.items()}}
+
+  def summary(self) -> str:
+    parts = [f"{len(v)} {k}" for k, v in self.skipped.items()]
+    notes = [f"{len(v)} {k}" for k, v in self.notes.items()]
+    return (f"{self.name}: read {self.read}, kept {self.kept}, skipped {self.read - self.kept}"
+            + (f" ({', '.join(parts)})" if parts else "")
+            + (f"; notes: {', '.join(notes)}" if notes else ""))
+
+  def log(self) -> None:
+    logging.info("%s", self.summary())
+    for reason, items in {**self.skipped, **self.notes}.items():
+      logging.warning("%s: %d %s, e.g. %s", self.name, len(items), reason, items[:3])
+
+  def save(self, path: str) -> None:
+    with open(path, "w") as f:
+      json.dump(self.as_dict(), f, indent=2)
+
+
+def make_example(image: np.ndarray, eyes: Optional[faces.Eyes], eye_source: str,
+                 config: CropConfig, *, age: int, person_id: int, gender: int, file_name: str,
+                 report: Report) -> Optional[Dict[str, Any]]:
+  """The stored example, or None (counted in ``report``) when it must be skipped."""
+  size = config.stored_size
+  if not config.normalize_faces:
+    crop = images.resize(image, size)
+  elif eyes is not None:
+    crop = faces.crop_face(image, eyes, size, config.alpha * MARGIN,
+                           0.5 - (0.5 - config.eye_height) / MARGIN)
+  elif config.no_face == "skip":
+    report.skip("no face or eyes found", file_name)
+    return None
+  else:
+    report.note("no face or eyes found: centre crop", file_name)
+    crop = faces.centre_crop(image, size)
+  eyes_arr = np.stack([eyes.left, eyes.right]).astype(np.float32) if eyes is not None \
+      else np.full((2, 2), -1.0, np.float32)
+  return {"image": images.encode_png(crop), "age": int(age), "person_id": int(person_id),
+          "gender": int(gender), "eyes": eyes_arr, "eye_source": eye_source,
+          "file_name": file_name}
+
+
+def build(builder_cls, config_name: str, data_dir: str, manual_dir: str) -> tfds.core.DatasetBuilder:
+  """Builds (once) and returns the builder; the build report lands beside the data."""
+  builder = builder_cls(config=config_name, data_dir=data_dir, file_format="array_record")
+  if not builder.is_prepared():
+    if not manual_dir or not os.path.isdir(manual_dir):
+      raise MissingManualDataError(
+          f"{builder.name}/{config_name} is not built in {data_dir!r} and the manual "
+          f"directory {manual_dir!r} does not exist.\n{builder.MANUAL_DOWNLOAD_INSTRUCTIONS}")
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    report = getattr(builder, "build_report", None)
+    if report is not None:
+      report.save(os.path.join(builder.data_dir, "build_report.json"))
+  return builder

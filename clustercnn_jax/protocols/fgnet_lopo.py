@@ -1,0 +1,114 @@
+"""FG-NET leave one person out: 82 folds, MAE over all 1,002 predictions.
+
+  python -m clustercnn_jax.protocols.fgnet_lopo --config=configs/fgnet.py --workdir=/tmp/lopo
+  python -m clustercnn_jax.protocols.fgnet_lopo ... --folds=1-10        # a subset of folds
+  python -m clustercnn_jax.protocols.fgnet_lopo ... --aggregate_only     # just the table
+
+Each fold trains in WORKDIR/fold_NN (resumable: an interrupted fold continues
+from its last checkpoint, a finished fold is skipped). After every fold the
+aggregate is recomputed from all finished folds and written to
+WORKDIR/lopo_results.json and WORKDIR/lopo_results.md.
+"""
+
+import json
+import os
+import time
+from typing import Dict, List
+
+import numpy as np
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from clustercnn_jax import cli, losses, train
+
+NUM_PEOPLE = 82
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "Protocol directory (one sub-directory per fold).")
+flags.DEFINE_string("folds", "1-82", "Folds (held-out person ids) to run: '1-82', '3,7,9'.")
+flags.DEFINE_bool("aggregate_only", False, "Only recompute the table from finished folds.")
+config_flags.DEFINE_config_file("config", None, "configs/fgnet.py or a variant.", lock_config=True)
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def parse_folds(spec: str) -> List[int]:
+  folds = []
+  for part in spec.split(","):
+    lo, _, hi = part.partition("-")
+    folds += list(range(int(lo), int(hi or lo) + 1))
+  bad = [f for f in folds if not 1 <= f <= NUM_PEOPLE]
+  if bad:
+    raise ValueError(f"--folds: {bad} outside 1..{NUM_PEOPLE}.")
+  return sorted(set(folds))
+
+
+def fold_dir(workdir: str, fold: int) -> str:
+  return os.path.join(workdir, f"fold_{fold:02d}")
+
+
+def aggregate(workdir: str) -> Dict:
+  """Metrics over every prediction of the finished folds."""
+  ages, preds, finished = [], [], []
+  for fold in range(1, NUM_PEOPLE + 1):
+    path = os.path.join(fold_dir(workdir, fold), "predictions.npz")
+    if os.path.exists(path):
+      with np.load(path) as z:
+        ages.append(z["ages"])
+        preds.append(z["predictions"])
+      finished.append(fold)
+  if not finished:
+    return {"finished_folds": []}
+  ages, preds = np.concatenate(ages), np.concatenate(preds)
+  result = {"finished_folds": finished, "num_folds": len(finished),
+            "complete": len(finished) == NUM_PEOPLE, **losses.age_metrics(preds, ages)}
+  with open(os.path.join(workdir, "lopo_results.json"), "w") as f:
+    json.dump(result, f, indent=2)
+  with open(os.path.join(workdir, "lopo_results.md"), "w") as f:
+    f.write(markdown(result))
+  return result
+
+
+def markdown(r: Dict) -> str:
+  lines = [f"# FG-NET leave one person out ({r['num_folds']} of {NUM_PEOPLE} folds"
+           f"{'' if r['complete'] else ', incomplete'})", "",
+           f"MAE over {r['num_examples']} predictions: **{r['mae']:.2f}** years", "",
+           "| θ | " + " | ".join(str(t) for t in r["cs"]) + " |",
+           "|---|" + "---|" * len(r["cs"]),
+           "| CS(θ) | " + " | ".join(f"{v:.3f}" for v in r["cs"].values()) + " |", "",
+           "| age | count | MAE |", "|---|---|---|"]
+  lines += [f"| {k} | {v['count']} | {v['mae']:.2f} |" for k, v in r["mae_by_decade"].items()]
+  return "\n".join(lines) + "\n"
+
+
+def main(argv):
+  del argv
+  cli.setup_logging()
+  workdir = FLAGS.workdir
+  os.makedirs(workdir, exist_ok=True)
+  if not FLAGS.aggregate_only:
+    folds = parse_folds(FLAGS.folds)
+    todo = [f for f in folds if not os.path.exists(
+        os.path.join(fold_dir(workdir, f), "predictions.npz"))]
+    logging.info("FG-NET LOPO: %d folds requested, %d already finished.", len(folds),
+                 len(folds) - len(todo))
+    t0 = time.time()
+    for i, fold in enumerate(todo):
+      config = FLAGS.config.copy_and_resolve_references()
+      config.fgnet.test_person = fold
+      result = train.train_and_evaluate(config, fold_dir(workdir, fold))
+      if "stopped_at" in result:  # SIGTERM: the fold resumes on the next run
+        return
+      done = i + 1
+      eta = (time.time() - t0) / done * (len(todo) - done)
+      agg = aggregate(workdir)
+      logging.info("fold %d (person %d): MAE %.2f on %d images | %d folds done, running MAE "
+                   "%.2f | ETA %s", done, fold, result["test_mae"], result["num_test"],
+                   agg["num_folds"], agg["mae"], train._format_seconds(eta))
+  agg = aggregate(workdir)
+  if agg["finished_folds"]:
+    print(markdown(agg))
+  else:
+    print("No finished folds yet.")
+
+
+if __name__ == "__main__":
+  app.run(main)
