@@ -173,7 +173,7 @@ def init_centroids(state: TrainState, model: AgeModel, train_ds: pipeline.ArrayD
     return state
   n = min(config.kmeans_examples, len(train_ds))
   idx = np.sort(np.random.default_rng([config.seed, 1]).choice(len(train_ds), n, replace=False))
-  subset = pipeline.ArrayDataset(train_ds.images[idx], train_ds.ages[idx])
+  subset = train_ds.subset(idx)
   t0 = time.time()
   feats = compute_features(state, model, subset, config)
   centres = kmeans.fit(jax.random.PRNGKey(config.seed), feats, config.model.num_clusters,

@@ -22,6 +22,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
+from clustercnn_jax.data import images
 from clustercnn_jax.data.pipeline import ArrayDataset
 
 _AGE = re.compile(r"^(\d{1,3})_")
@@ -47,15 +48,13 @@ def parse_age(name: str) -> Optional[int]:
 
 
 def read_folder(folder: str, image_size: int) -> Tuple[ArrayDataset, LoadReport]:
-  from PIL import Image, ImageOps
-
   if not os.path.isdir(folder):
     raise FileNotFoundError(
         f"UTKFace folder {folder!r} not found. Download UTKFace.tar.gz ('Aligned & Cropped "
         "Faces') from the dataset's site, extract it, and set --config.data_dir to the "
         "UTKFace/ folder that holds the *.jpg.chip.jpg files.")
   names = sorted(n for n in os.listdir(folder) if n.lower().endswith((".jpg", ".jpeg", ".png")))
-  images, ages = [], []
+  arrays, ages = [], []
   skipped = collections.defaultdict(list)
   for name in names:
     age = parse_age(name)
@@ -63,18 +62,15 @@ def read_folder(folder: str, image_size: int) -> Tuple[ArrayDataset, LoadReport]
       skipped["unparsable age"].append(name)
       continue
     try:
-      with Image.open(os.path.join(folder, name)) as im:
-        im = ImageOps.exif_transpose(im).convert("RGB")
-        im = im.resize((image_size, image_size), Image.BILINEAR)
-        images.append(np.asarray(im, np.uint8))
-    except (OSError, ValueError) as e:
-      skipped["unreadable image"].append(f"{name}: {e}")
+      arrays.append(images.resize(images.read_image(os.path.join(folder, name)), image_size))
+    except images.ImageReadError as e:
+      skipped["unreadable image"].append(str(e))
       continue
     ages.append(age)
-  if not images:
+  if not arrays:
     raise FileNotFoundError(f"No readable UTKFace images in {folder!r}.")
-  report = LoadReport(len(names), len(images), dict(skipped))
-  return ArrayDataset(np.stack(images), np.asarray(ages, np.int32)), report
+  report = LoadReport(len(names), len(arrays), dict(skipped))
+  return ArrayDataset(np.stack(arrays), np.asarray(ages, np.int32)), report
 
 
 def load(folder: str, image_size: int, cache_dir: str = "") -> ArrayDataset:
@@ -102,5 +98,4 @@ def split(ds: ArrayDataset, seed: int, test_fraction: float = 0.2,
   if max_examples:
     order = order[:max_examples]
   n_test = int(round(len(order) * test_fraction))
-  take = lambda idx: ArrayDataset(ds.images[np.sort(idx)], ds.ages[np.sort(idx)])
-  return take(order[n_test:]), take(order[:n_test])
+  return ds.subset(np.sort(order[n_test:])), ds.subset(np.sort(order[:n_test]))
