@@ -240,6 +240,15 @@ def test_googlenet_matches_torchvision(tmp_path):
   diff = np.abs(got - expected).max()
   print(f"GoogLeNet logits, max |flax - torchvision| = {diff:.2e}")
   assert diff <= 1e-4
+  # The paper's half-depth network for FG-NET takes the first blocks of the same file.
+  half = GoogLeNet(depth=0.5)
+  template = jax.eval_shape(lambda: half.init(jax.random.PRNGKey(0), jnp.zeros((1, 72, 72, 3)),
+                                              train=False))
+  loaded = pretrained.load_backbone_variables("googlenet", str(path), template)
+  np.testing.assert_array_equal(loaded["params"]["inception4b"]["branch1"]["conv"]["kernel"],
+                                net.state_dict()["inception4b.branch1.conv.weight"].numpy()
+                                .transpose(2, 3, 1, 0))
+  assert "inception4c" not in loaded["params"]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")

@@ -20,6 +20,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
+from flax import traverse_util
 
 from clustercnn_jax.pretrained import convert, torch_reader
 
@@ -98,8 +99,13 @@ def load_backbone_variables(backbone: str, spec: str, template: Dict[str, Any]) 
   """Backbone variables (params, batch_stats) from a checkpoint, the ImageNet head dropped."""
   path = resolve(backbone, spec)
   state_dict = torch_reader.load_state_dict(path)
+  # A truncated network (GoogLeNet at depth 0.5) uses the first blocks only: the
+  # checkpoint's blocks it does not have are dropped. Missing keys still fail.
+  present = {convert.torch_key("params", p).split(".")[0]
+             for p in traverse_util.flatten_dict(dict(template["params"]))}
+  absent = sorted({k.split(".")[0] + "." for k in state_dict} - {p + "." for p in present})
   try:
-    return convert.convert(state_dict, template, ignore=("num_batches_tracked",
+    return convert.convert(state_dict, template, ignore=("num_batches_tracked", *absent,
                                                          *weights_for(backbone).head))
   except convert.StateDictMismatchError as e:
     raise convert.StateDictMismatchError(f"{path} as {backbone}: {e}") from None
