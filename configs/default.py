@@ -35,6 +35,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.data = ml_collections.ConfigDict(dict(data_dir="~/tensorflow_datasets", manual_dir=""))
   # dataset='fgnet': leave-one-person-out fold; the person (1..82) held out for testing.
   config.fgnet = ml_collections.ConfigDict(dict(test_person=1))
+  # dataset='morph2': a random 80/20 split by image (the paper), or by person.
+  config.morph = ml_collections.ConfigDict(dict(split_seed=0, subject_exclusive=False))
   # dataset='utkface': the extracted UTKFace/ folder, a seeded 80/20 split of what is there.
   config.utkface = ml_collections.ConfigDict(
       dict(data_dir="", cache_dir="", split_seed=0, test_fraction=0.2, max_examples=0))

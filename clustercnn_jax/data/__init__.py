@@ -1,7 +1,7 @@
-"""Datasets by name. Each loader returns (train, test) ArrayDatasets.
+"""Datasets by name (``config.dataset``). Each loader returns (train, test) ArrayDatasets.
 
-Real face datasets (MORPH II, FG-NET, UTKFace through TFDS builders) plug in
-here as further entries of ``LOADERS``.
+fgnet, morph2 and face_age_folder come from TFDS builders (data/builders/), built
+once from the user's files; utkface is read from its folder; synthetic is drawn.
 """
 
 from typing import Callable, Dict, Tuple
@@ -9,7 +9,7 @@ from typing import Callable, Dict, Tuple
 import ml_collections
 import numpy as np
 
-from clustercnn_jax.data import synthetic, utkface
+from clustercnn_jax.data import splits, synthetic, utkface
 from clustercnn_jax.data.pipeline import ArrayDataset
 
 
@@ -28,11 +28,7 @@ def _utkface(config: ml_collections.ConfigDict) -> Tuple[ArrayDataset, ArrayData
 
 def _fgnet(config: ml_collections.ConfigDict) -> Tuple[ArrayDataset, ArrayDataset]:
   """One leave-one-person-out fold: ``fgnet.test_person`` is the test set."""
-  from clustercnn_jax.data import builders
-
-  kind = "crop" if config.normalize_faces else "resize"
-  ds, _ = builders.load("fgnet", f"{kind}{config.image_size}", config.data.data_dir,
-                        config.data.manual_dir)
+  ds = _builder_dataset("fgnet", config)
   test = ds.person_ids == config.fgnet.test_person
   if not test.any():
     raise ValueError(f"fgnet.test_person={config.fgnet.test_person}: no such person "
@@ -40,17 +36,35 @@ def _fgnet(config: ml_collections.ConfigDict) -> Tuple[ArrayDataset, ArrayDatase
   return ds.subset(np.nonzero(~test)[0]), ds.subset(np.nonzero(test)[0])
 
 
+def _builder_dataset(name: str, config: ml_collections.ConfigDict) -> ArrayDataset:
+  from clustercnn_jax.data import builders
+
+  kind = "crop" if config.normalize_faces else "resize"
+  ds, _ = builders.load(name, f"{kind}{config.image_size}", config.data.data_dir,
+                        config.data.manual_dir)
+  return ds
+
+
+def _morph2(config: ml_collections.ConfigDict) -> Tuple[ArrayDataset, ArrayDataset]:
+  """One random 80/20 split (``morph.split_seed``; the paper averages seeds 0-4)."""
+  return splits.random_split(_builder_dataset("morph2", config), config.morph.split_seed,
+                             0.2, by_person=config.morph.subject_exclusive)
+
+
+def _face_age_folder(config: ml_collections.ConfigDict) -> Tuple[ArrayDataset, ArrayDataset]:
+  return splits.random_split(_builder_dataset("face_age_folder", config), config.seed, 0.2)
+
+
 LOADERS: Dict[str, Callable[[ml_collections.ConfigDict], Tuple[ArrayDataset, ArrayDataset]]] = {
     "synthetic": _synthetic,
     "utkface": _utkface,
     "fgnet": _fgnet,
+    "morph2": _morph2,
+    "face_age_folder": _face_age_folder,
 }
 
 
 def load(config: ml_collections.ConfigDict) -> Tuple[ArrayDataset, ArrayDataset]:
   if config.dataset not in LOADERS:
-    raise NotImplementedError(
-        f"Dataset {config.dataset!r} has no loader yet (available: {sorted(LOADERS)}). "
-        "The MORPH II builder is not part of this release; run with "
-        "--config.dataset=synthetic, fgnet or utkface meanwhile.")
+    raise ValueError(f"Unknown dataset {config.dataset!r}; available: {sorted(LOADERS)}.")
   return LOADERS[config.dataset](config)

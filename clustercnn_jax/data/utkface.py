@@ -22,7 +22,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from clustercnn_jax.data import images
+from clustercnn_jax.data import images, splits
 from clustercnn_jax.data.pipeline import ArrayDataset
 
 _AGE = re.compile(r"^(\d{1,3})_")
@@ -94,8 +94,4 @@ def load(folder: str, image_size: int, cache_dir: str = "") -> ArrayDataset:
 def split(ds: ArrayDataset, seed: int, test_fraction: float = 0.2,
           max_examples: int = 0) -> Tuple[ArrayDataset, ArrayDataset]:
   """A seeded random split; ``max_examples`` > 0 first draws a seeded subset."""
-  order = np.random.default_rng([seed, 7]).permutation(len(ds))
-  if max_examples:
-    order = order[:max_examples]
-  n_test = int(round(len(order) * test_fraction))
-  return ds.subset(np.sort(order[n_test:])), ds.subset(np.sort(order[:n_test]))
+  return splits.random_split(ds, seed, test_fraction, max_examples)

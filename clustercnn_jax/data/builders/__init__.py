@@ -15,13 +15,14 @@ import tensorflow_datasets as tfds
 from clustercnn_jax.data import images
 from clustercnn_jax.data.builders import common
 from clustercnn_jax.data.builders.fgnet import Fgnet
+from clustercnn_jax.data.builders.morph import FaceAgeFolder, Morph2
 from clustercnn_jax.data.pipeline import ArrayDataset
 
-BUILDERS = {"fgnet": Fgnet}
+BUILDERS = {"fgnet": Fgnet, "morph2": Morph2, "face_age_folder": FaceAgeFolder}
 
 
 def load(name: str, config_name: str, data_dir: str, manual_dir: str = "",
-         split: str = "train") -> Tuple[ArrayDataset, Optional[Dict]]:
+         split: str = "train", **builder_kwargs) -> Tuple[ArrayDataset, Optional[Dict]]:
   """Builds if needed, then decodes a split into memory (loose crops, uint8).
 
   Returns the dataset, ordered by file name, and the build report (if the
@@ -30,7 +31,7 @@ def load(name: str, config_name: str, data_dir: str, manual_dir: str = "",
   if name not in BUILDERS:
     raise ValueError(f"Unknown dataset {name!r}; builders: {sorted(BUILDERS)}.")
   data_dir = os.path.expanduser(data_dir or os.path.join("~", "tensorflow_datasets"))
-  builder = common.build(BUILDERS[name], config_name, data_dir, manual_dir)
+  builder = common.build(BUILDERS[name], config_name, data_dir, manual_dir, **builder_kwargs)
   source = builder.as_data_source(split=split)
   records = sorted((source[i] for i in range(len(source))),
                    key=lambda r: r["file_name"])

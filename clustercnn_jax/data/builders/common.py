@@ -11,7 +11,7 @@ import dataclasses
 import json
 import logging
 import os
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -125,9 +125,45 @@ def make_example(image: np.ndarray, eyes: Optional[faces.Eyes], eye_source: str,
           "file_name": file_name}
 
 
-def build(builder_cls, config_name: str, data_dir: str, manual_dir: str) -> tfds.core.DatasetBuilder:
+class DetectorBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """A builder whose eyes come from a face detector (pluggable: ``detector=``)."""
+
+  def __init__(self, *, detector: Optional[Callable[[np.ndarray], Any]] = None, **kwargs):
+    super().__init__(**kwargs)
+    self._detector = detector
+
+  def detector(self):
+    if self._detector is None:
+      from clustercnn_jax.data.detector import DlibEyeDetector
+
+      self._detector = DlibEyeDetector()
+    return self._detector
+
+  def example_from_file(self, path: str, labels: Dict[str, Any], report: Report,
+                        key: str) -> Optional[Dict[str, Any]]:
+    """Read, detect, crop: the example for ``path``, or None (skipped and counted)."""
+    try:
+      image = images.read_image(path)
+    except images.ImageReadError as e:
+      report.skip("unreadable image", str(e))
+      return None
+    eyes, source = None, "none"
+    if self.builder_config.normalize_faces:
+      found = self.detector()(image)
+      eyes, source = found.eyes, "detector"
+      if found.num_faces > 1:
+        report.note("several faces: the largest taken", key)
+      if eyes is None:
+        source = "none"
+    return make_example(image, eyes, source, self.builder_config, report=report, file_name=key,
+                        **labels)
+
+
+def build(builder_cls, config_name: str, data_dir: str, manual_dir: str,
+          **builder_kwargs) -> tfds.core.DatasetBuilder:
   """Builds (once) and returns the builder; the build report lands beside the data."""
-  builder = builder_cls(config=config_name, data_dir=data_dir, file_format="array_record")
+  builder = builder_cls(config=config_name, data_dir=data_dir, file_format="array_record",
+                        **builder_kwargs)
   if not builder.is_prepared():
     if not manual_dir or not os.path.isdir(manual_dir):
       raise MissingManualDataError(

@@ -1,0 +1,65 @@
+"""Eye detection for images without landmark annotations (MORPH II, users' own photos).
+
+A detector is any callable ``image (H, W, 3) uint8 -> Detection``. The default
+is dlib's HOG face detector with its 5-point shape predictor (PyPI packages
+``dlib-bin`` and ``face-recognition-models``: prebuilt, nothing downloaded at
+run time). Where several faces are found, the largest is used and the count is
+reported so that builders can say so.
+"""
+
+import dataclasses
+from typing import Callable, Optional
+
+import numpy as np
+
+from clustercnn_jax.data.faces import Eyes
+
+
+@dataclasses.dataclass(frozen=True)
+class Detection:
+  eyes: Optional[Eyes]  # None: no face found
+  num_faces: int
+
+
+EyeDetector = Callable[[np.ndarray], Detection]
+
+
+class DlibEyeDetector:
+  """HOG face detector + 5-point landmarks; eye centre = mean of each eye's two corners.
+
+  Detection runs on a copy whose long side is at most ``max_side`` pixels
+  (speed); coordinates are mapped back to the full image.
+  """
+
+  def __init__(self, max_side: int = 800, upsample: int = 1):
+    try:
+      import dlib
+      import face_recognition_models
+    except ImportError as e:
+      raise ImportError(
+          "The default eye detector needs dlib and its 5-point model: "
+          "pip install dlib-bin face-recognition-models") from e
+    self._detector = dlib.get_frontal_face_detector()
+    self._predictor = dlib.shape_predictor(
+        face_recognition_models.pose_predictor_five_point_model_location())
+    self._max_side, self._upsample = max_side, upsample
+
+  def __call__(self, image: np.ndarray) -> Detection:
+    from PIL import Image
+
+    image = np.ascontiguousarray(image, np.uint8)
+    scale = min(1.0, self._max_side / max(image.shape[:2]))
+    small = image
+    if scale < 1.0:
+      h, w = image.shape[:2]
+      small = np.asarray(Image.fromarray(image).resize(
+          (max(1, round(w * scale)), max(1, round(h * scale))), Image.BILINEAR))
+    rects = list(self._detector(small, self._upsample))
+    if not rects:
+      return Detection(None, 0)
+    rect = max(rects, key=lambda r: r.width() * r.height())
+    shape = self._predictor(small, rect)
+    pts = np.array([[shape.part(i).x, shape.part(i).y] for i in range(5)], np.float64) / scale
+    a, b = pts[0:2].mean(0), pts[2:4].mean(0)  # parts 0-1: one eye's corners, 2-3: the other
+    left, right = sorted((a, b), key=lambda p: p[0])
+    return Detection(Eyes(left, right), len(rects))
