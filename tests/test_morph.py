@@ -95,3 +95,19 @@ def test_random_splits():
   again = splits.random_split(ds, seed=0, by_person=True)[1]
   np.testing.assert_array_equal(again.ages, test.ages)
   assert not np.array_equal(splits.random_split(ds, seed=1)[1].ages, splits.random_split(ds, 0)[1].ages)
+
+
+def test_random_splits_summary(tmp_path):
+  from clustercnn_jax.protocols import random_splits
+
+  rng = np.random.default_rng(0)
+  for s, err in ((0, 2.0), (1, 4.0)):
+    d = tmp_path / f"split_{s}"
+    d.mkdir()
+    ages = rng.integers(10, 70, 50)
+    np.savez(d / "predictions.npz", ages=ages, predictions=ages + err)
+  summary = random_splits.summarise(str(tmp_path), [0, 1, 2])
+  assert summary["finished_splits"] == [0, 1]
+  assert summary["mae_mean"] == pytest.approx(3.0) and summary["mae_std"] == pytest.approx(2 ** 0.5)
+  assert "3.00 ± 1.41" in (tmp_path / "splits_results.md").read_text()
+  assert random_splits.parse_seeds("0-2,4") == [0, 1, 2, 4]

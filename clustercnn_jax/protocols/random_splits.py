@@ -1,0 +1,89 @@
+"""Repeated random 80/20 splits (MORPH II: seeds 0-4, as in the paper): mean and std of MAE.
+
+  python -m clustercnn_jax.protocols.random_splits --config=configs/morph.py --workdir=/tmp/morph \\
+      --config.data.manual_dir=/path/to/morph [--seeds=0-4] [--config.morph.subject_exclusive=True]
+
+Works for any dataset whose loader reads a split seed: morph2 (``morph.split_seed``)
+and utkface (``utkface.split_seed``). Each split trains in WORKDIR/split_N and is
+skipped once finished; the summary (JSON and Markdown) is rewritten after each.
+"""
+
+import json
+import os
+from typing import Dict, List
+
+import numpy as np
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from clustercnn_jax import cli, losses, train
+
+SEED_FIELD = {"morph2": "morph", "utkface": "utkface"}
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "Protocol directory (one sub-directory per split).")
+flags.DEFINE_string("seeds", "0-4", "Split seeds: '0-4' or '0,2'.")
+config_flags.DEFINE_config_file("config", None, "configs/morph.py or configs/utkface.py.",
+                                lock_config=True)
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def parse_seeds(spec: str) -> List[int]:
+  out = []
+  for part in spec.split(","):
+    lo, _, hi = part.partition("-")
+    out += list(range(int(lo), int(hi or lo) + 1))
+  return sorted(set(out))
+
+
+def summarise(workdir: str, seeds: List[int]) -> Dict:
+  per_split = {}
+  for s in seeds:
+    path = os.path.join(workdir, f"split_{s}", "predictions.npz")
+    if os.path.exists(path):
+      with np.load(path) as z:
+        per_split[s] = losses.age_metrics(z["predictions"], z["ages"])
+  if not per_split:
+    return {"finished_splits": []}
+  maes = np.array([m["mae"] for m in per_split.values()])
+  result = {"finished_splits": sorted(per_split), "mae_mean": float(maes.mean()),
+            "mae_std": float(maes.std(ddof=1)) if len(maes) > 1 else 0.0,
+            "per_split": per_split}
+  with open(os.path.join(workdir, "splits_results.json"), "w") as f:
+    json.dump(result, f, indent=2)
+  lines = [f"# {len(per_split)} random splits", "",
+           f"MAE {result['mae_mean']:.2f} ± {result['mae_std']:.2f} (mean ± std over splits)", "",
+           "| seed | test images | MAE | CS(5) |", "|---|---|---|---|"]
+  lines += [f"| {s} | {m['num_examples']} | {m['mae']:.2f} | {m['cs'][5]:.3f} |"
+            for s, m in per_split.items()]
+  with open(os.path.join(workdir, "splits_results.md"), "w") as f:
+    f.write("\n".join(lines) + "\n")
+  return result
+
+
+def main(argv):
+  del argv
+  cli.setup_logging()
+  config0 = FLAGS.config
+  if config0.dataset not in SEED_FIELD:
+    raise app.UsageError(f"random_splits supports {sorted(SEED_FIELD)}, not {config0.dataset!r}.")
+  seeds = parse_seeds(FLAGS.seeds)
+  for s in seeds:
+    split_dir = os.path.join(FLAGS.workdir, f"split_{s}")
+    if os.path.exists(os.path.join(split_dir, "predictions.npz")):
+      logging.info("split %d already finished.", s)
+      continue
+    config = config0.copy_and_resolve_references()
+    config[SEED_FIELD[config.dataset]].split_seed = s
+    result = train.train_and_evaluate(config, split_dir)
+    if "stopped_at" in result:
+      return
+    summary = summarise(FLAGS.workdir, seeds)
+    logging.info("split %d: MAE %.2f | %d done: %.2f ± %.2f", s, result["test_mae"],
+                 len(summary["finished_splits"]), summary["mae_mean"], summary["mae_std"])
+  summary = summarise(FLAGS.workdir, seeds)
+  if summary["finished_splits"]:
+    print(open(os.path.join(FLAGS.workdir, "splits_results.md")).read())
+
+
+if __name__ == "__main__":
+  app.run(main)
