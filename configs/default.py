@@ -37,7 +37,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.fgnet = ml_collections.ConfigDict(dict(test_person=1))
   # dataset='morph2': a random 80/20 split by image (the paper), or by person.
   config.morph = ml_collections.ConfigDict(dict(split_seed=0, subject_exclusive=False))
-  # dataset='utkface': the extracted UTKFace/ folder, a seeded 80/20 split of what is there.
+  # dataset='utkface' (TFDS builder, from data.manual_dir) or 'utkface_folder' (the
+  # extracted UTKFace/ folder in utkface.data_dir, resized, cached in cache_dir): a seeded
+  # 80/20 split of what is there; max_examples > 0 takes a seeded subset first.
   config.utkface = ml_collections.ConfigDict(
       dict(data_dir="", cache_dir="", split_seed=0, test_fraction=0.2, max_examples=0))
 

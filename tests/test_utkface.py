@@ -50,3 +50,25 @@ def test_split_is_seeded_and_disjoint():
   b_train, b_test = utkface.split(ds, seed=1)
   assert len(a_test) == 10 and not set(a_train.ages) & set(a_test.ages)
   np.testing.assert_array_equal(a_test.ages, b_test.ages)
+
+
+def test_tfds_builder_on_a_sample_of_the_shared_copy(tmp_path):
+  """40 real UTKFace images (linked, not copied) plus the two malformed names and a bad file."""
+  if not os.path.isdir(SHARED):
+    pytest.skip("../shared/data/utkface is not present")
+  from clustercnn_jax.data import builders
+
+  manual = tmp_path / "UTKFace"
+  manual.mkdir()
+  names = sorted(os.listdir(SHARED))[::475][:38] + [
+      "55_0_0_20170116232725357jpg.chip.jpg", "39_1_20170116174525125.jpg.chip.jpg"]
+  for n in names:
+    os.symlink(os.path.join(os.path.abspath(SHARED), n), manual / n)
+  (manual / "x_broken.jpg").write_bytes(b"")
+  ds, report = builders.load("utkface", "crop72", str(tmp_path / "tfds"), str(tmp_path))
+  assert report["read"] == 41 and report["kept"] == 40
+  assert report["skipped"] == {"unparsable age or file name": 1}
+  assert ds.images.shape == (40, 90, 90, 3)
+  assert sorted(ds.ages.tolist()) == sorted(utkface.parse_age(n) for n in names)
+  # Faces in UTKFace are aligned and frontal: the detector finds nearly all of them.
+  assert report["notes"].get("no face or eyes found: centre crop", 0) <= 4

@@ -20,10 +20,18 @@ def _synthetic(config: ml_collections.ConfigDict) -> Tuple[ArrayDataset, ArrayDa
   return ArrayDataset(train.images, train.ages), ArrayDataset(test.images, test.ages)
 
 
-def _utkface(config: ml_collections.ConfigDict) -> Tuple[ArrayDataset, ArrayDataset]:
+def _utkface_folder(config: ml_collections.ConfigDict) -> Tuple[ArrayDataset, ArrayDataset]:
+  """The fast path: UTKFace's own alignment, images resized; no detector, no TFDS."""
   c = config.utkface
   ds = utkface.load(c.data_dir, config.image_size, c.cache_dir)
   return utkface.split(ds, c.split_seed, c.test_fraction, c.max_examples)
+
+
+def _utkface(config: ml_collections.ConfigDict) -> Tuple[ArrayDataset, ArrayDataset]:
+  """The TFDS builder: faces re-normalised around detected eyes (or plain resize)."""
+  c = config.utkface
+  return splits.random_split(_builder_dataset("utkface", config), c.split_seed,
+                             c.test_fraction, c.max_examples)
 
 
 def _fgnet(config: ml_collections.ConfigDict) -> Tuple[ArrayDataset, ArrayDataset]:
@@ -58,6 +66,7 @@ def _face_age_folder(config: ml_collections.ConfigDict) -> Tuple[ArrayDataset, A
 LOADERS: Dict[str, Callable[[ml_collections.ConfigDict], Tuple[ArrayDataset, ArrayDataset]]] = {
     "synthetic": _synthetic,
     "utkface": _utkface,
+    "utkface_folder": _utkface_folder,
     "fgnet": _fgnet,
     "morph2": _morph2,
     "face_age_folder": _face_age_folder,

@@ -16,9 +16,11 @@ from clustercnn_jax.data import images
 from clustercnn_jax.data.builders import common
 from clustercnn_jax.data.builders.fgnet import Fgnet
 from clustercnn_jax.data.builders.morph import FaceAgeFolder, Morph2
+from clustercnn_jax.data.builders.utkface import Utkface
 from clustercnn_jax.data.pipeline import ArrayDataset
 
-BUILDERS = {"fgnet": Fgnet, "morph2": Morph2, "face_age_folder": FaceAgeFolder}
+BUILDERS = {"fgnet": Fgnet, "morph2": Morph2, "utkface": Utkface,
+            "face_age_folder": FaceAgeFolder}
 
 
 def load(name: str, config_name: str, data_dir: str, manual_dir: str = "",
