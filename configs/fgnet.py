@@ -1,6 +1,9 @@
 """FG-NET, the paper's setting: half-depth GoogLeNet on 72x72 faces, k = 5.
 
-The protocol is leave one person out (82 folds). Needs the FG-NET builder.
+The protocol is leave one person out (82 folds):
+  python -m clustercnn_jax.protocols.fgnet_lopo --config=configs/fgnet.py --workdir=DIR \\
+      --config.data.manual_dir=/dir/with/FGNET
+A single run trains the fold of ``fgnet.test_person``.
 """
 
 from configs import default

@@ -1,7 +1,8 @@
 """MORPH II, the paper's setting: GoogLeNet on 128x128 normalised faces, k = 5.
 
-Needs the MORPH II dataset builder (TFDS, manual download) and, for the
-paper's numbers, ImageNet weights via --config.pretrained.
+Built from your copy of album 2 (--config.data.manual_dir); one run is the split
+of ``morph.split_seed``; protocols/random_splits.py runs the paper's five. The
+paper's numbers start from ImageNet weights (--config.pretrained).
 """
 
 from configs import default
