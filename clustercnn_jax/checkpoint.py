@@ -8,8 +8,10 @@ Layout of a workdir::
   metrics.jsonl          the same scalars, one JSON object per log step
   results.json           final test metrics
 
-A checkpoint holds the TrainState as a plain nested dict (step, params,
-batch_stats, clusters, opt_state), so it can be read without this package.
+A checkpoint holds two items: ``state``, the TrainState as a plain nested dict
+(step, params, batch_stats, clusters, opt_state), readable without this
+package; and ``data``, the grain iterator's position (when the grain pipeline
+is used), so that a resumed run sees the batches an uninterrupted one would.
 """
 
 import json
@@ -32,26 +34,39 @@ def manager(workdir: str, config: ml_collections.ConfigDict) -> ocp.CheckpointMa
                                options=options)
 
 
-def save(mngr: ocp.CheckpointManager, state: Any, *, wait: bool = False) -> None:
-  """Saves an unreplicated TrainState at its own step (a no-op if already saved)."""
+def save(mngr: ocp.CheckpointManager, state: Any, data_state: Any = None, *,
+         wait: bool = False) -> None:
+  """Saves an unreplicated TrainState at its own step (a no-op if already saved), and
+  the input pipeline's iterator state (``grain_pipeline.IteratorState``) if given."""
   step = int(state.step)
   if step not in mngr.all_steps():
-    mngr.save(step, args=ocp.args.StandardSave(flax.serialization.to_state_dict(state)),
-              force=True)
+    items = {"state": ocp.args.StandardSave(flax.serialization.to_state_dict(state))}
+    if data_state is not None:
+      import grain
+
+      items["data"] = grain.checkpoint.CheckpointSave(data_state)
+    mngr.save(step, args=ocp.args.Composite(**items), force=True)
   if wait:
     mngr.wait_until_finished()
 
 
-def restore(mngr: ocp.CheckpointManager, target: Any, step: Optional[int] = None) -> Any:
-  """Restores into the structure of ``target`` (a TrainState, possibly abstract)."""
+def restore(mngr: ocp.CheckpointManager, target: Any, step: Optional[int] = None,
+            data_state: Any = None) -> Any:
+  """Restores into the structure of ``target`` (a TrainState, possibly abstract); fills
+  ``data_state`` (an IteratorState) with the saved iterator state when asked."""
   step = mngr.latest_step() if step is None else step
   if step is None:
     raise FileNotFoundError(f"No checkpoint in {mngr.directory}.")
   template = flax.serialization.to_state_dict(target)
   abstract = jax.tree_util.tree_map(
       lambda x: jax.ShapeDtypeStruct(np.shape(x), jax.numpy.result_type(x)), template)
-  restored = mngr.restore(step, args=ocp.args.StandardRestore(abstract))
-  return flax.serialization.from_state_dict(target, restored)
+  items = {"state": ocp.args.StandardRestore(abstract)}
+  if data_state is not None:
+    import grain
+
+    items["data"] = grain.checkpoint.CheckpointRestore(data_state)
+  restored = mngr.restore(step, args=ocp.args.Composite(**items))
+  return flax.serialization.from_state_dict(target, restored["state"])
 
 
 def save_config(workdir: str, config: ml_collections.ConfigDict) -> None:

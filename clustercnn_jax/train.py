@@ -25,7 +25,7 @@ from flax import jax_utils
 from flax.training import train_state
 
 from clustercnn_jax import checkpoint, data, kmeans, losses, pretrained
-from clustercnn_jax.data import pipeline
+from clustercnn_jax.data import grain_pipeline, pipeline
 from clustercnn_jax.data.preprocess import preprocess
 from clustercnn_jax.metric_writers import MetricWriter
 from clustercnn_jax.models.model import AgeModel, build_model
@@ -239,8 +239,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   mngr = checkpoint.manager(workdir, config)
   resuming = mngr.latest_step() is not None
   state = create_train_state(init_rng, config, model, total_steps, load_pretrained=not resuming)
+  use_grain = config.input_pipeline == "grain"
+  data_state = grain_pipeline.IteratorState() if use_grain else None
+  if config.input_pipeline not in ("grain", "numpy"):
+    raise ValueError(f"input_pipeline={config.input_pipeline!r}: use 'grain' or 'numpy'.")
   if resuming:
-    state = checkpoint.restore(mngr, state)
+    state = checkpoint.restore(mngr, state, data_state=data_state)
     logging.info("Resumed from %s at step %d.", mngr.directory, int(state.step))
   else:
     state = init_centroids(state, model, train_ds, config)
@@ -264,14 +268,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
   state = jax_utils.replicate(state)
   step_rngs = jax_utils.replicate(step_rng)
-  batches = jax_utils.prefetch_to_device(
-      pipeline.train_batches(train_ds, config.batch_size, num_devices, config.seed, start_step,
-                             jax.process_index(), jax.process_count()), 2)
+  if use_grain:
+    host_batches = grain_pipeline.GrainBatches(
+        grain_pipeline.train_loader(train_ds, config.batch_size, num_devices, config.seed,
+                                    config.grain_workers), data_state.state)
+  else:
+    host_batches = pipeline.train_batches(train_ds, config.batch_size, num_devices, config.seed,
+                                          start_step, jax.process_index(), jax.process_count())
+  batches = jax_utils.prefetch_to_device(host_batches, 2)
   pending, t_log, step_log = [], time.time(), start_step
   step = start_step
   try:
     while step < total_steps:
       state, metrics = p_train_step(state, next(batches), step_rngs)
+      if use_grain:  # the iterator's position just after this step's batch
+        data_state = grain_pipeline.IteratorState(host_batches.states.popleft())
       pending.append(metrics)
       step += 1
       if step % config.log_every_steps == 0 or step == total_steps:
@@ -294,10 +305,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         writer.write_scalars(step, {"test/mae": ev["mae"]})
         logging.info("step %d  test MAE %.3f", step, ev["mae"])
       if step % config.checkpoint_every_steps == 0 or step == total_steps:
-        checkpoint.save(mngr, jax_utils.unreplicate(state))
+        checkpoint.save(mngr, jax_utils.unreplicate(state), data_state)
       interrupted = stop.is_set() or (stop_after_steps is not None and step >= stop_after_steps)
       if interrupted and step < total_steps:
-        checkpoint.save(mngr, jax_utils.unreplicate(state), wait=True)
+        checkpoint.save(mngr, jax_utils.unreplicate(state), data_state, wait=True)
         logging.warning("Stopped at step %d (%s); checkpoint saved. Run the same command to "
                         "resume.", step, "SIGTERM" if stop.is_set() else "stop_after_steps")
         return {"stopped_at": step}

@@ -23,6 +23,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.image_size = 128
   config.max_age = 100  # softmax over integer ages 0..max_age
   config.normalize_faces = True
+  config.input_pipeline = "grain"  # 'grain' (state saved in checkpoints) or 'numpy'
+  config.grain_workers = 0  # > 0: decode/batch in that many worker processes
   config.flip = True
   config.scale_jitter = 0.1  # ε: the crop side varies by ±10% in training (on the device)
   config.colour_jitter = 0.5  # 0: none; 1: brightness ±0.2, contrast ±30%

@@ -80,7 +80,9 @@ def test_eight_devices_match_one_device(tmp_path):
   assert_trees_close(runs[1], runs[8], atol=5e-5)
 
 
-def test_resumed_run_equals_uninterrupted_run(tiny_config, tmp_path):
+@pytest.mark.parametrize("input_pipeline", ["grain", "numpy"])
+def test_resumed_run_equals_uninterrupted_run(tiny_config, tmp_path, input_pipeline):
+  tiny_config.input_pipeline = input_pipeline
   full = train.train_and_evaluate(tiny_config, str(tmp_path / "full"))
   stopped = train.train_and_evaluate(tiny_config, str(tmp_path / "resumed"), stop_after_steps=3)
   assert stopped == {"stopped_at": 3}
