@@ -23,6 +23,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.image_size = 128
   config.max_age = 100  # softmax over integer ages 0..max_age
   config.normalize_faces = True
+  # Face normalisation (paper section 3.1): a square of side alpha * l around the eyes
+  # (l: inter-eye distance), eyes at eye_height of the crop's height. alpha = 2.5 spans
+  # brow to chin; eyes at 0.4 leave room for mouth and chin. no_face: 'centre' (centre
+  # crop) or 'skip' for images where no face or eyes are found.
+  config.face = ml_collections.ConfigDict(dict(alpha=2.5, eye_height=0.4, no_face="centre"))
   config.input_pipeline = "grain"  # 'grain' (state saved in checkpoints) or 'numpy'
   config.grain_workers = 0  # > 0: decode/batch in that many worker processes
   config.flip = True

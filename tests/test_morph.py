@@ -111,3 +111,18 @@ def test_random_splits_summary(tmp_path):
   assert summary["mae_mean"] == pytest.approx(3.0) and summary["mae_std"] == pytest.approx(2 ** 0.5)
   assert "3.00 ± 1.41" in (tmp_path / "splits_results.md").read_text()
   assert random_splits.parse_seeds("0-2,4") == [0, 1, 2, 4]
+
+
+def test_face_settings_from_the_config_name_their_own_build(tmp_path):
+  from clustercnn_jax.data.builders import common
+
+  assert common.crop_config(72).name == "crop72"
+  assert common.crop_config(72, normalize_faces=False, alpha=3.0).name == "resize72"
+  cfg = common.crop_config(72, alpha=2.8, eye_height=0.38, no_face="skip")
+  assert cfg.name == "crop72-a2.8-h0.38-skip"
+  with pytest.raises(ValueError, match="no_face"):
+    common.crop_config(72, no_face="maybe")
+  write_fixture(tmp_path / "manual", with_csv=False)
+  ds, report = builders.load("morph2", cfg, str(tmp_path / "tfds"), str(tmp_path / "manual"))
+  assert report["skipped"]["no face or eyes found"] == 1 and len(ds) == 2  # skipped, not cropped
+  assert report["notes"]["several faces: the largest taken"] >= 1  # the astronaut photo

@@ -47,9 +47,9 @@ def _fgnet(config: ml_collections.ConfigDict) -> Tuple[ArrayDataset, ArrayDatase
 def _builder_dataset(name: str, config: ml_collections.ConfigDict) -> ArrayDataset:
   from clustercnn_jax.data import builders
 
-  kind = "crop" if config.normalize_faces else "resize"
-  ds, _ = builders.load(name, f"{kind}{config.image_size}", config.data.data_dir,
-                        config.data.manual_dir)
+  crop = builders.common.crop_config(config.image_size, config.normalize_faces,
+                                     **config.face.to_dict())
+  ds, _ = builders.load(name, crop, config.data.data_dir, config.data.manual_dir)
   return ds
 
 

@@ -23,7 +23,7 @@ BUILDERS = {"fgnet": Fgnet, "morph2": Morph2, "utkface": Utkface,
             "face_age_folder": FaceAgeFolder}
 
 
-def load(name: str, config_name: str, data_dir: str, manual_dir: str = "",
+def load(name: str, config_name: "str | common.CropConfig", data_dir: str, manual_dir: str = "",
          split: str = "train", **builder_kwargs) -> Tuple[ArrayDataset, Optional[Dict]]:
   """Builds if needed, then decodes a split into memory (loose crops, uint8).
 

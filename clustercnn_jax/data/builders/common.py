@@ -49,6 +49,21 @@ def crop_configs(sizes: Sequence[int]) -> List[CropConfig]:
   return out
 
 
+def crop_config(image_size: int, normalize_faces: bool = True, alpha: float = 2.5,
+                eye_height: float = 0.4, no_face: str = "centre") -> CropConfig:
+  """The builder config for these settings; non-default ones get a name of their own
+  (e.g. ``crop72-a2.8-h0.38-skip``), so each variant is built once, side by side."""
+  if no_face not in ("centre", "skip"):
+    raise ValueError(f"no_face={no_face!r}: use 'centre' or 'skip'.")
+  kind = "crop" if normalize_faces else "resize"
+  name = f"{kind}{image_size}"
+  if normalize_faces and (alpha, eye_height, no_face) != (2.5, 0.4, "centre"):
+    name += f"-a{alpha:g}-h{eye_height:g}-{no_face}"
+  return CropConfig(name=name, image_size=image_size, normalize_faces=normalize_faces,
+                    alpha=alpha, eye_height=eye_height, no_face=no_face,
+                    description=f"{kind} {image_size}px, alpha {alpha}, eyes at {eye_height}.")
+
+
 def features() -> tfds.features.FeaturesDict:
   return tfds.features.FeaturesDict({
       "image": tfds.features.Tensor(shape=(), dtype=np.object_),  # PNG bytes
@@ -159,10 +174,14 @@ class DetectorBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                         **labels)
 
 
-def build(builder_cls, config_name: str, data_dir: str, manual_dir: str,
+def build(builder_cls, config: "str | CropConfig", data_dir: str, manual_dir: str,
           **builder_kwargs) -> tfds.core.DatasetBuilder:
-  """Builds (once) and returns the builder; the build report lands beside the data."""
-  builder = builder_cls(config=config_name, data_dir=data_dir, file_format="array_record",
+  """Builds (once) and returns the builder; the build report lands beside the data.
+
+  ``config`` is a name from BUILDER_CONFIGS ('crop72', 'resize128', ...) or a
+  ``CropConfig`` (see ``crop_config``)."""
+  config_name = config if isinstance(config, str) else config.name
+  builder = builder_cls(config=config, data_dir=data_dir, file_format="array_record",
                         **builder_kwargs)
   if not builder.is_prepared():
     if not manual_dir or not os.path.isdir(manual_dir):
