@@ -126,3 +126,13 @@ def test_face_settings_from_the_config_name_their_own_build(tmp_path):
   ds, report = builders.load("morph2", cfg, str(tmp_path / "tfds"), str(tmp_path / "manual"))
   assert report["skipped"]["no face or eyes found"] == 1 and len(ds) == 2  # skipped, not cropped
   assert report["notes"]["several faces: the largest taken"] >= 1  # the astronaut photo
+
+
+def test_default_settings_use_the_registered_config(tmp_path):
+  """crop_config() with defaults is the registered 'crop72' (TFDS refuses a twin)."""
+  from clustercnn_jax.data.builders import common
+
+  write_fixture(tmp_path / "manual", with_csv=False)
+  ds, _ = builders.load("morph2", common.crop_config(72), str(tmp_path / "tfds"),
+                        str(tmp_path / "manual"))
+  assert len(ds) == 3 and (tmp_path / "tfds" / "morph2" / "crop72").is_dir()

@@ -181,6 +181,12 @@ def build(builder_cls, config: "str | CropConfig", data_dir: str, manual_dir: st
   ``config`` is a name from BUILDER_CONFIGS ('crop72', 'resize128', ...) or a
   ``CropConfig`` (see ``crop_config``)."""
   config_name = config if isinstance(config, str) else config.name
+  registered = {c.name: c for c in builder_cls.BUILDER_CONFIGS}
+  if not isinstance(config, str) and config_name in registered:
+    fields = lambda c: (c.image_size, c.normalize_faces, c.alpha, c.eye_height, c.no_face)
+    if fields(registered[config_name]) != fields(config):
+      raise ValueError(f"{config} differs from the registered config {config_name!r}.")
+    config = config_name  # TFDS refuses a custom config named like a registered one
   builder = builder_cls(config=config, data_dir=data_dir, file_format="array_record",
                         **builder_kwargs)
   if not builder.is_prepared():
