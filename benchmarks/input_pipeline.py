@@ -15,7 +15,6 @@ import sys
 import time
 
 import jax
-import numpy as np
 from absl import app, flags
 from flax import jax_utils
 from ml_collections import config_flags

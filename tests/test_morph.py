@@ -110,7 +110,9 @@ def test_random_splits_summary(tmp_path):
   assert summary["finished_splits"] == [0, 1]
   assert summary["mae_mean"] == pytest.approx(3.0) and summary["mae_std"] == pytest.approx(2 ** 0.5)
   assert "3.00 ± 1.41" in (tmp_path / "splits_results.md").read_text()
-  assert random_splits.parse_seeds("0-2,4") == [0, 1, 2, 4]
+  from clustercnn_jax.protocols import parse_ranges
+
+  assert parse_ranges("0-2,4") == [0, 1, 2, 4] and parse_ranges("3") == [3]
 
 
 def test_face_settings_from_the_config_name_their_own_build(tmp_path):

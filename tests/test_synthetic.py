@@ -1,7 +1,6 @@
 """The synthetic face-age set: deterministic, well-formed, and carrying learnable age cues."""
 
 import numpy as np
-import pytest
 
 from clustercnn_jax.data import synthetic
 

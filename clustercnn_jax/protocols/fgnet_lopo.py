@@ -20,6 +20,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from clustercnn_jax import cli, losses, train
+from clustercnn_jax.protocols import parse_ranges
 
 NUM_PEOPLE = 82
 FLAGS = flags.FLAGS
@@ -31,14 +32,11 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def parse_folds(spec: str) -> List[int]:
-  folds = []
-  for part in spec.split(","):
-    lo, _, hi = part.partition("-")
-    folds += list(range(int(lo), int(hi or lo) + 1))
+  folds = parse_ranges(spec)
   bad = [f for f in folds if not 1 <= f <= NUM_PEOPLE]
   if bad:
     raise ValueError(f"--folds: {bad} outside 1..{NUM_PEOPLE}.")
-  return sorted(set(folds))
+  return folds
 
 
 def fold_dir(workdir: str, fold: int) -> str:

@@ -17,6 +17,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from clustercnn_jax import cli, losses, train
+from clustercnn_jax.protocols import parse_ranges
 
 SEED_FIELD = {"morph2": "morph", "utkface": "utkface"}
 FLAGS = flags.FLAGS
@@ -25,14 +26,6 @@ flags.DEFINE_string("seeds", "0-4", "Split seeds: '0-4' or '0,2'.")
 config_flags.DEFINE_config_file("config", None, "configs/morph.py or configs/utkface.py.",
                                 lock_config=True)
 flags.mark_flags_as_required(["config", "workdir"])
-
-
-def parse_seeds(spec: str) -> List[int]:
-  out = []
-  for part in spec.split(","):
-    lo, _, hi = part.partition("-")
-    out += list(range(int(lo), int(hi or lo) + 1))
-  return sorted(set(out))
 
 
 def summarise(workdir: str, seeds: List[int]) -> Dict:
@@ -66,7 +59,7 @@ def main(argv):
   config0 = FLAGS.config
   if config0.dataset not in SEED_FIELD:
     raise app.UsageError(f"random_splits supports {sorted(SEED_FIELD)}, not {config0.dataset!r}.")
-  seeds = parse_seeds(FLAGS.seeds)
+  seeds = parse_ranges(FLAGS.seeds)
   for s in seeds:
     split_dir = os.path.join(FLAGS.workdir, f"split_{s}")
     if os.path.exists(os.path.join(split_dir, "predictions.npz")):

@@ -10,7 +10,6 @@ import os
 from typing import Dict, Optional, Tuple
 
 import numpy as np
-import tensorflow_datasets as tfds
 
 from clustercnn_jax.data import images
 from clustercnn_jax.data.builders import common

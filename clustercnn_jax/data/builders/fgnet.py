@@ -11,7 +11,6 @@ import re
 import zipfile
 from typing import Any, Dict, Iterator, Tuple
 
-import numpy as np
 import tensorflow_datasets as tfds
 
 from clustercnn_jax.data import faces, images
