@@ -1,9 +1,15 @@
 """What every command-line entry point shares."""
 
 import logging as py_logging
+import os
 
 import jax
-from absl import logging
+from absl import flags, logging
+
+flags.DEFINE_string(
+    "compilation_cache", "~/.cache/clustercnn_jax/xla",
+    "Directory for XLA's persistent compilation cache, so that each fold, split or rerun "
+    "does not recompile the same steps; '' turns it off.")
 
 
 def setup_logging() -> None:
@@ -15,3 +21,11 @@ def setup_logging() -> None:
   logging.info("JAX %s: process %d of %d, %d local / %d global devices (%s).", jax.__version__,
                jax.process_index(), jax.process_count(), jax.local_device_count(),
                jax.device_count(), jax.devices()[0].platform)
+
+
+def enable_compilation_cache(path: str) -> None:
+  """Compiled steps are kept on disk and reused by any later process with the same program."""
+  if not path:
+    return
+  jax.config.update("jax_compilation_cache_dir", os.path.expanduser(path))
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)

@@ -27,6 +27,7 @@ def main(argv):
   if FLAGS.multihost:
     jax.distributed.initialize()
   cli.setup_logging()
+  cli.enable_compilation_cache(flags.FLAGS.compilation_cache)
   results = train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   if "test_mae" in results:
     print(f"test MAE {results['test_mae']:.2f} years   "

@@ -24,7 +24,7 @@ import optax
 from flax import jax_utils
 from flax.training import train_state
 
-from clustercnn_jax import checkpoint, data, kmeans, losses, pretrained
+from clustercnn_jax import checkpoint, data, feature_cache, kmeans, losses, pretrained
 from clustercnn_jax.data import grain_pipeline, pipeline
 from clustercnn_jax.data.preprocess import preprocess
 from clustercnn_jax.metric_writers import MetricWriter
@@ -108,13 +108,15 @@ def train_step(state: TrainState, batch: Dict[str, jnp.ndarray], rng: jax.Array,
   step_rng = jax.random.fold_in(rng, state.step)
   aug_rng, cluster_rng, dropout_rng = jax.random.split(step_rng, 3)
   offset = jax.lax.axis_index(AXIS) * batch["ages"].shape[0]
-  images = _preprocess(batch["images"], aug_rng, config, True, example_offset=offset)
+  cached = config.model.cached_features
+  images = batch["images"] if cached else _preprocess(batch["images"], aug_rng, config, True,
+                                                       example_offset=offset)
   dropout_rng = jax.random.fold_in(dropout_rng, jax.lax.axis_index(AXIS))
 
   def loss_fn(params):
     variables = {"params": params, "batch_stats": state.batch_stats, "clusters": state.clusters}
     (logits, aux), updates = model.apply(
-        variables, images, train=True, mutable=["batch_stats", "clusters"],
+        variables, images, train=True, features=cached, mutable=["batch_stats", "clusters"],
         rngs={"dropout": dropout_rng, "cluster": cluster_rng})
     terms = losses.age_loss(logits, batch["ages"], aux, ce_weight=config.loss.ce_weight,
                             sw_sb_weight=config.loss.sw_sb_weight)
@@ -138,10 +140,12 @@ def train_step(state: TrainState, batch: Dict[str, jnp.ndarray], rng: jax.Array,
 def eval_step(state: TrainState, batch: Dict[str, jnp.ndarray], *, model: AgeModel,
               config: ml_collections.ConfigDict) -> Dict[str, jnp.ndarray]:
   """Predicted ages (nearest-centroid assignment) and cluster of each example."""
-  images = _preprocess(batch["images"], jax.random.PRNGKey(0), config, False)
+  cached = config.model.cached_features
+  images = batch["images"] if cached else _preprocess(batch["images"], jax.random.PRNGKey(0),
+                                                       config, False)
   variables = {"params": state.params, "batch_stats": state.batch_stats,
                "clusters": state.clusters}
-  logits, aux = model.apply(variables, images, train=False)
+  logits, aux = model.apply(variables, images, train=False, features=cached)
   out = {"pred": losses.expected_age(logits)}
   if "assign" in aux:
     out["assign"] = aux["assign"]
@@ -151,6 +155,8 @@ def eval_step(state: TrainState, batch: Dict[str, jnp.ndarray], *, model: AgeMod
 def compute_features(state: TrainState, model: AgeModel, ds: pipeline.ArrayDataset,
                      config: ml_collections.ConfigDict) -> np.ndarray:
   """Backbone features of every example of ``ds`` (batch statistics, as in training)."""
+  if config.model.cached_features:  # ds already holds them
+    return np.asarray(ds.images, np.float32)
 
   @jax.jit
   def embed(images):
@@ -164,6 +170,36 @@ def compute_features(state: TrainState, model: AgeModel, ds: pipeline.ArrayDatas
     feats = np.asarray(embed(batch["images"][0]))
     out.append(feats[batch["mask"][0]])
   return np.concatenate(out)
+
+
+def feature_datasets(state: TrainState, model: AgeModel, config: ml_collections.ConfigDict,
+                     *datasets: pipeline.ArrayDataset) -> list:
+  """``datasets`` with each image replaced by its frozen backbone's features (cached)."""
+  if not config.model.freeze_backbone:
+    raise ValueError("model.cached_features=True needs --config.model.freeze_backbone=True: "
+                     "features of a backbone that is being trained change every step.")
+  if config.scale_jitter or config.flip or config.colour_jitter:
+    logging.warning("model.cached_features: features come from the evaluation crop, so "
+                    "scale_jitter, flip and colour_jitter are not applied.")
+  backbone = {"params": {"backbone": state.params["backbone"]},
+              "batch_stats": {"backbone": state.batch_stats.get("backbone", {})}}
+  m = config.model
+  key = feature_cache.cache_key(
+      (m.backbone, sorted(m.backbone_kwargs.to_dict().items()), config.image_size,
+       tuple(map(tuple, pretrained.input_normalization(config))), config.half_precision),
+      feature_cache.weights_digest(backbone))
+
+  @jax.jit
+  def embed(variables, images):
+    x = _preprocess(images, jax.random.PRNGKey(0), config, False)
+    return model.apply(variables, x, train=False, method=AgeModel.embed)
+
+  out = []
+  for ds in datasets:
+    feats = feature_cache.cached_features(ds.images, functools.partial(embed, backbone), key,
+                                          config.feature_cache_dir, config.batch_size)
+    out.append(pipeline.ArrayDataset(feats, ds.ages, ds.person_ids))
+  return out
 
 
 def init_centroids(state: TrainState, model: AgeModel, train_ds: pipeline.ArrayDataset,
@@ -246,7 +282,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   if resuming:
     state = checkpoint.restore(mngr, state, data_state=data_state)
     logging.info("Resumed from %s at step %d.", mngr.directory, int(state.step))
-  else:
+  if config.model.cached_features:
+    train_ds, test_ds = feature_datasets(state, model, config, train_ds, test_ds)
+  if not resuming:
     state = init_centroids(state, model, train_ds, config)
   start_step = int(state.step)
   logging.info("Training %d steps (%d done) on %d device(s), global batch %d, %d train / %d "

@@ -63,6 +63,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.dropout_rate = 0.2
   config.model.sync_batch_norm = True
   config.model.freeze_backbone = False  # True: train only the cluster module and head
+  # With freeze_backbone: run the backbone once per image (no augmentation) and train on
+  # its cached features (feature_cache_dir), minutes instead of hours on a CPU.
+  config.model.cached_features = False
+  config.feature_cache_dir = "~/.cache/clustercnn_jax/features"
   # ImageNet weights for the backbone: a .pth path or a package carrying one ('' = random
   # init). See clustercnn_jax/pretrained/__init__.py; the checkpoint's input normalisation
   # then replaces mean/std below.

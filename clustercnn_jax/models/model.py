@@ -42,8 +42,11 @@ class AgeModel(nn.Module):
     return self.backbone(images, train=train).astype(jnp.float32)
 
   @nn.compact
-  def __call__(self, images: jnp.ndarray, train: bool) -> Tuple[jnp.ndarray, Dict[str, Any]]:
-    x = self.embed(images, train)
+  def __call__(self, images: jnp.ndarray, train: bool,
+               features: bool = False) -> Tuple[jnp.ndarray, Dict[str, Any]]:
+    """``features=True``: ``images`` are already backbone features x (B, D), as
+    cached for a frozen backbone; the backbone's variables stay in the model, unused."""
+    x = images.astype(jnp.float32) if features else self.embed(images, train)
     if self.use_cluster:
       v, aux = ClusterModule(self.num_clusters, self.cluster_features, momentum=self.momentum,
                              sample_in_train=self.sample_in_train,
