@@ -11,6 +11,9 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
+import tarfile
+import zipfile
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -23,6 +26,55 @@ MARGIN = 1.25
 
 class MissingManualDataError(FileNotFoundError):
   """The user has not put the dataset's files in the manual directory yet."""
+
+
+class BadArchiveError(ValueError):
+  """A downloaded archive is truncated or corrupt."""
+
+
+def extract_archive(archive: str, out_dir: str) -> str:
+  """Extracts a .zip or .tar(.gz) once into ``out_dir`` and returns it.
+
+  Extraction goes to a temporary sibling first and is renamed when complete, so
+  an interrupted run never leaves a half-extracted folder that a later run
+  would take for the whole dataset. Members that would land outside
+  ``out_dir`` are refused (zipfile and tarfile's "data" filter).
+  """
+  if os.path.isdir(out_dir):
+    return out_dir
+  partial = out_dir + ".partial"
+  shutil.rmtree(partial, ignore_errors=True)
+  os.makedirs(partial)
+  logging.info("Extracting %s to %s ...", archive, out_dir)
+  try:
+    if archive.lower().endswith(".zip"):
+      with zipfile.ZipFile(archive) as zf:
+        bad = zf.testzip()
+        if bad is not None:
+          raise zipfile.BadZipFile(f"member {bad} fails its CRC check")
+        zf.extractall(partial)
+    else:
+      with tarfile.open(archive) as tf:
+        tf.extractall(partial, filter="data")
+  except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, ValueError) as e:
+    shutil.rmtree(partial, ignore_errors=True)
+    raise BadArchiveError(f"{archive} cannot be extracted ({type(e).__name__}: {e}). It is "
+                          "probably truncated or corrupt: download it again, or extract it "
+                          "yourself and put the folder in its place.") from e
+  os.replace(partial, out_dir)
+  return out_dir
+
+
+def find_folder(root: str, is_it: Callable[[str], bool], max_depth: int = 3) -> Optional[str]:
+  """The shallowest folder under ``root`` (``root`` included) for which ``is_it`` holds."""
+  level = [root]
+  for _ in range(max_depth + 1):
+    for folder in level:
+      if is_it(folder):
+        return folder
+    level = [os.path.join(f, n) for f in level for n in sorted(os.listdir(f))
+             if os.path.isdir(os.path.join(f, n))]
+  return None
 
 
 @dataclasses.dataclass(eq=False)

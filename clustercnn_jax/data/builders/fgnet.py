@@ -8,7 +8,6 @@ PNG bytes and decoded with Pillow.
 
 import os
 import re
-import zipfile
 from typing import Any, Dict, Iterator, Tuple
 
 import tensorflow_datasets as tfds
@@ -76,18 +75,24 @@ Pass the manual directory with --config.data.manual_dir (or DownloadConfig(manua
     report.log()
 
 
+def _is_root(folder: str) -> bool:
+  return os.path.isdir(os.path.join(folder, "images")) and \
+      os.path.isdir(os.path.join(folder, "points"))
+
+
 def _find_root(manual_dir: str, dl_manager) -> str:
   for candidate in (os.path.join(manual_dir, "FGNET"), manual_dir):
-    if os.path.isdir(os.path.join(candidate, "images")) and \
-        os.path.isdir(os.path.join(candidate, "points")):
+    if _is_root(candidate):
       return candidate
   archive = os.path.join(manual_dir, "FGNET.zip")
   if os.path.exists(archive):
-    out = os.path.join(str(dl_manager.extract_dir) if hasattr(dl_manager, "extract_dir")
-                       else manual_dir, "fgnet_extracted")
-    if not os.path.isdir(os.path.join(out, "FGNET")):
-      with zipfile.ZipFile(archive) as zf:
-        zf.extractall(out)
-    return os.path.join(out, "FGNET")
+    out = common.extract_archive(
+        archive, os.path.join(str(dl_manager.download_dir), "extracted", "fgnet"))
+    root = common.find_folder(out, _is_root)
+    if root is None:
+      raise common.MissingManualDataError(
+          f"{archive} holds no folder with images/ and points/.\n"
+          f"{Fgnet.MANUAL_DOWNLOAD_INSTRUCTIONS}")
+    return root
   raise common.MissingManualDataError(
       f"FG-NET not found in {manual_dir!r}.\n{Fgnet.MANUAL_DOWNLOAD_INSTRUCTIONS}")

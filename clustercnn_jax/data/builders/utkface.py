@@ -8,7 +8,6 @@ names in the official archive are malformed and parse like the others:
 
 import os
 import re
-import tarfile
 from typing import Any, Dict, Iterator, Optional, Tuple
 
 import tensorflow_datasets as tfds
@@ -29,6 +28,10 @@ def parse_name(name: str) -> Optional[Dict[str, int]]:
   return None
 
 
+def _has_images(folder: str) -> bool:
+  return os.path.isdir(folder) and any(n.endswith(".jpg") for n in os.listdir(folder))
+
+
 class Utkface(common.DetectorBuilder):
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "Aligned & Cropped faces; eyes from dlib's 5-point detector."}
@@ -44,15 +47,17 @@ and put it, or the extracted UTKFace/ folder of *.jpg.chip.jpg files, in the man
   def _split_generators(self, dl_manager):
     manual = str(dl_manager.manual_dir)
     for candidate in (os.path.join(manual, "UTKFace"), manual):
-      if os.path.isdir(candidate) and any(n.endswith(".jpg") for n in os.listdir(candidate)):
+      if _has_images(candidate):
         return {"train": self._generate_examples(candidate)}
     archive = os.path.join(manual, "UTKFace.tar.gz")
     if os.path.exists(archive):
-      out = os.path.join(manual, "utkface_extracted")
-      if not os.path.isdir(os.path.join(out, "UTKFace")):
-        with tarfile.open(archive) as tf:
-          tf.extractall(out, filter="data")
-      return {"train": self._generate_examples(os.path.join(out, "UTKFace"))}
+      out = common.extract_archive(
+        archive, os.path.join(str(dl_manager.download_dir), "extracted", "utkface"))
+      folder = common.find_folder(out, _has_images)
+      if folder is None:
+        raise common.MissingManualDataError(f"{archive} holds no .jpg images.\n"
+                                            f"{self.MANUAL_DOWNLOAD_INSTRUCTIONS}")
+      return {"train": self._generate_examples(folder)}
     raise common.MissingManualDataError(f"UTKFace not found in {manual!r}.\n"
                                         f"{self.MANUAL_DOWNLOAD_INSTRUCTIONS}")
 
