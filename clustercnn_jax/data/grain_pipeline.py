@@ -13,6 +13,7 @@ from typing import Any, Deque, Dict, Iterator
 import grain
 import jax
 import numpy as np
+from absl import flags
 
 from clustercnn_jax.data.pipeline import ArrayDataset
 
@@ -49,6 +50,9 @@ def train_loader(ds: ArrayDataset, global_batch: int, num_devices: int, seed: in
       num_records=len(ds), shard_options=grain.sharding.ShardByJaxProcess(drop_remainder=True),
       shuffle=True, num_epochs=None, seed=seed)
   per_host = global_batch // jax.process_count()
+  if worker_count > 0 and not flags.FLAGS.is_parsed():
+    # grain's workers read its absl flags; outside app.run (notebooks, tests) use defaults.
+    flags.FLAGS.mark_as_parsed()
   return grain.DataLoader(
       data_source=ArraySource(ds), sampler=sampler, worker_count=worker_count,
       operations=[grain.transforms.Batch(per_host, drop_remainder=True), _DeviceShape(num_devices)])
