@@ -109,7 +109,11 @@ def test_random_splits_summary(tmp_path):
   summary = random_splits.summarise(str(tmp_path), [0, 1, 2])
   assert summary["finished_splits"] == [0, 1]
   assert summary["mae_mean"] == pytest.approx(3.0) and summary["mae_std"] == pytest.approx(2 ** 0.5)
-  assert "3.00 ± 1.41" in (tmp_path / "splits_results.md").read_text()
+  md = (tmp_path / "splits_results.md").read_text()
+  assert "3.00 ± 1.41" in md
+  # Pooled over both splits: 100 predictions, half off by 2 and half by 4.
+  assert summary["pooled"]["num_examples"] == 100 and summary["pooled"]["mae"] == pytest.approx(3)
+  assert summary["pooled"]["cs"][2] == pytest.approx(0.5) and "| CS(θ) | 0.000 | 0.000 | 0.500" in md
   from clustercnn_jax.protocols import parse_ranges
 
   assert parse_ranges("0-2,4") == [0, 1, 2, 4] and parse_ranges("3") == [3]

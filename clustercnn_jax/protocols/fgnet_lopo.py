@@ -20,7 +20,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from clustercnn_jax import cli, losses, train
-from clustercnn_jax.protocols import parse_ranges
+from clustercnn_jax.protocols import metric_tables, parse_ranges
 
 NUM_PEOPLE = 82
 FLAGS = flags.FLAGS
@@ -69,11 +69,7 @@ def markdown(r: Dict) -> str:
   lines = [f"# FG-NET leave one person out ({r['num_folds']} of {NUM_PEOPLE} folds"
            f"{'' if r['complete'] else ', incomplete'})", "",
            f"MAE over {r['num_examples']} predictions: **{r['mae']:.2f}** years", "",
-           "| θ | " + " | ".join(str(t) for t in r["cs"]) + " |",
-           "|---|" + "---|" * len(r["cs"]),
-           "| CS(θ) | " + " | ".join(f"{v:.3f}" for v in r["cs"].values()) + " |", "",
-           "| age | count | MAE |", "|---|---|---|"]
-  lines += [f"| {k} | {v['count']} | {v['mae']:.2f} |" for k, v in r["mae_by_decade"].items()]
+           *metric_tables(r)]
   return "\n".join(lines) + "\n"
 
 

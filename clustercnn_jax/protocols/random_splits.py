@@ -17,9 +17,9 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from clustercnn_jax import cli, losses, train
-from clustercnn_jax.protocols import parse_ranges
+from clustercnn_jax.protocols import metric_tables, parse_ranges
 
-SEED_FIELD = {"morph2": "morph", "utkface": "utkface"}
+SEED_FIELD = {"morph2": "morph", "utkface": "utkface", "utkface_folder": "utkface"}
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Protocol directory (one sub-directory per split).")
 flags.DEFINE_string("seeds", "0-4", "Split seeds: '0-4' or '0,2'.")
@@ -29,25 +29,30 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def summarise(workdir: str, seeds: List[int]) -> Dict:
-  per_split = {}
+  per_split, preds, ages = {}, [], []
   for s in seeds:
     path = os.path.join(workdir, f"split_{s}", "predictions.npz")
     if os.path.exists(path):
       with np.load(path) as z:
         per_split[s] = losses.age_metrics(z["predictions"], z["ages"])
+        preds.append(z["predictions"])
+        ages.append(z["ages"])
   if not per_split:
     return {"finished_splits": []}
   maes = np.array([m["mae"] for m in per_split.values()])
+  pooled = losses.age_metrics(np.concatenate(preds), np.concatenate(ages))
   result = {"finished_splits": sorted(per_split), "mae_mean": float(maes.mean()),
             "mae_std": float(maes.std(ddof=1)) if len(maes) > 1 else 0.0,
-            "per_split": per_split}
+            "pooled": pooled, "per_split": per_split}
   with open(os.path.join(workdir, "splits_results.json"), "w") as f:
     json.dump(result, f, indent=2)
   lines = [f"# {len(per_split)} random splits", "",
-           f"MAE {result['mae_mean']:.2f} ± {result['mae_std']:.2f} (mean ± std over splits)", "",
-           "| seed | test images | MAE | CS(5) |", "|---|---|---|---|"]
+           f"MAE **{result['mae_mean']:.2f} ± {result['mae_std']:.2f}** (mean ± std over splits)",
+           "", "| seed | test images | MAE | CS(5) |", "|---|---|---|---|"]
   lines += [f"| {s} | {m['num_examples']} | {m['mae']:.2f} | {m['cs'][5]:.3f} |"
             for s, m in per_split.items()]
+  lines += ["", f"All {pooled['num_examples']} test predictions together:", "",
+            *metric_tables(pooled)]
   with open(os.path.join(workdir, "splits_results.md"), "w") as f:
     f.write("\n".join(lines) + "\n")
   return result
