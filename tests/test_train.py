@@ -96,10 +96,12 @@ def test_resumed_run_equals_uninterrupted_run(tiny_config, tmp_path, input_pipel
 
 
 def test_cli_writes_checkpoints_events_and_results(tmp_path):
-  result = run_cli(tmp_path, tiny_overrides())
+  cache = tmp_path.parent / f"{tmp_path.name}_xla"
+  result = run_cli(tmp_path, tiny_overrides(), extra=[f"--compilation_cache={cache}"])
   assert result.returncode == 0, result.stderr[-3000:]
   assert "test MAE" in result.stdout and "always predicting the training mean" in result.stdout
   assert "ETA" in result.stderr
+  assert os.listdir(cache)  # compiled steps kept for the next run
   names = os.listdir(tmp_path)
   assert any(n.startswith("events.out.tfevents") for n in names), names
   assert {"config.json", "metrics.jsonl", "results.json", "checkpoints"} <= set(names)
