@@ -4,7 +4,11 @@
 
 Prints compile time, then the median step time and images/s over --steps
 steps (after --warmup), with the cluster module on and off so the module's
-own cost shows as a ratio measured in the same run.
+own cost shows as a ratio measured in the same run. With --frozen it compares,
+for a frozen backbone, the step on images with the step on cached features
+(``model.cached_features``):
+
+  python benchmarks/train_step.py --backbone=efficientnet_lite0 --image_size=112 --batch_size=64 --frozen
 """
 
 import argparse
@@ -34,8 +38,13 @@ def time_step(config, steps, warmup):
   step = jax.pmap(functools.partial(train.train_step, model=p_model, config=config),
                   axis_name=train.AXIS, donate_argnums=(0,))
   rng = np.random.default_rng(0)
-  s = config.image_size
-  batch = {"images": rng.integers(0, 255, (n, config.batch_size // n, s, s, 3), np.uint8),
+  s, b = config.image_size, config.batch_size // n
+  if config.model.cached_features:  # (k, D) centroids: D features per example
+    d = state.clusters["cluster"]["centroids"].shape[1]
+    images = rng.normal(size=(n, b, d)).astype(np.float32)
+  else:
+    images = rng.integers(0, 255, (n, b, s, s, 3), np.uint8)
+  batch = {"images": images,
            "ages": rng.uniform(1, 80, (n, config.batch_size // n)).astype(np.float32)}
   batch = jax.pmap(lambda b: b)(batch)  # on the devices once: time the step, not the copy
   state, rngs = jax_utils.replicate(state), jax_utils.replicate(jax.random.PRNGKey(0))
@@ -64,6 +73,8 @@ def main():
   p.add_argument("--steps", type=int, default=5)
   p.add_argument("--warmup", type=int, default=1)
   p.add_argument("--bfloat16", action="store_true")
+  p.add_argument("--frozen", action="store_true",
+                 help="frozen backbone: step on images vs step on cached features")
   args = p.parse_args()
   config = default.get_config()
   config.model.backbone = args.backbone
@@ -73,6 +84,17 @@ def main():
   config.half_precision = args.bfloat16
   print(f"{jax.devices()[0].device_kind} x{jax.local_device_count()}, {args.backbone}, "
         f"{args.image_size}px, batch {args.batch_size}, {'bf16' if args.bfloat16 else 'f32'}")
+  if args.frozen:
+    config.model.freeze_backbone = True
+    results = {}
+    for cached in (False, True):
+      config.model.cached_features = cached
+      compile_s, step_s = time_step(config, args.steps, args.warmup)
+      results[cached] = step_s
+      print(f"  {'cached features' if cached else 'images         '}: compile {compile_s:6.1f}s  "
+            f"step {step_s * 1e3:8.1f} ms  {args.batch_size / step_s:8.1f} img/s")
+    print(f"  speed-up of cached features: {results[False] / results[True]:.1f}x")
+    return
   results = {}
   for use_cluster in (True, False):
     config.model.use_cluster = use_cluster
