@@ -44,6 +44,24 @@ def test_missing_manual_data_says_what_to_put_where(tmp_path):
     builders.load("fgnet", "crop72", str(tmp_path / "tfds"), str(tmp_path))
 
 
+def test_lopo_aggregate_pools_finished_folds(tmp_path):
+  from PIL import Image
+
+  from clustercnn_jax.protocols import fgnet_lopo
+
+  for fold, err in ((3, 1.0), (9, 3.0)):  # 10 and 30 predictions
+    d = tmp_path / f"fold_{fold:02d}"
+    d.mkdir()
+    ages = np.arange(10 * (fold // 3)) * 2.0
+    np.savez(d / "predictions.npz", ages=ages, predictions=ages + err)
+  result = fgnet_lopo.aggregate(str(tmp_path))
+  assert result["finished_folds"] == [3, 9] and not result["complete"]
+  assert result["num_examples"] == 40 and result["mae"] == pytest.approx((10 + 90) / 40)
+  md = (tmp_path / "lopo_results.md").read_text()
+  assert "2 of 82 folds, incomplete" in md and "**2.50**" in md
+  assert Image.open(tmp_path / "lopo_results.png").size[0] > 500
+
+
 def test_builder_skips_and_counts_bad_files(tmp_path):
   """Bad names, a corrupt JPEG and a .pts with the wrong number of points: counted, no crash."""
   from PIL import Image

@@ -114,6 +114,9 @@ def test_random_splits_summary(tmp_path):
   # Pooled over both splits: 100 predictions, half off by 2 and half by 4.
   assert summary["pooled"]["num_examples"] == 100 and summary["pooled"]["mae"] == pytest.approx(3)
   assert summary["pooled"]["cs"][2] == pytest.approx(0.5) and "| CS(θ) | 0.000 | 0.000 | 0.500" in md
+  from PIL import Image
+
+  assert Image.open(tmp_path / "splits_results.png").size[0] > 500
   from clustercnn_jax.protocols import parse_ranges
 
   assert parse_ranges("0-2,4") == [0, 1, 2, 4] and parse_ranges("3") == [3]

@@ -7,7 +7,7 @@
 Each fold trains in WORKDIR/fold_NN (resumable: an interrupted fold continues
 from its last checkpoint, a finished fold is skipped). After every fold the
 aggregate is recomputed from all finished folds and written to
-WORKDIR/lopo_results.json and WORKDIR/lopo_results.md.
+WORKDIR/lopo_results.json, .md (tables) and .png (figures).
 """
 
 import json
@@ -19,16 +19,21 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from clustercnn_jax import cli, losses, train
+from clustercnn_jax import cli, losses, plots, train
 from clustercnn_jax.protocols import metric_tables, parse_ranges
 
 NUM_PEOPLE = 82
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "Protocol directory (one sub-directory per fold).")
-flags.DEFINE_string("folds", "1-82", "Folds (held-out person ids) to run: '1-82', '3,7,9'.")
-flags.DEFINE_bool("aggregate_only", False, "Only recompute the table from finished folds.")
-config_flags.DEFINE_config_file("config", None, "configs/fgnet.py or a variant.", lock_config=True)
-flags.mark_flags_as_required(["config", "workdir"])
+
+
+def define_flags() -> None:
+  """Command-line flags, defined only when run as a program, so that the protocol
+  modules can be imported together (their flags share names)."""
+  flags.DEFINE_string("workdir", None, "Protocol directory (one sub-directory per fold).")
+  flags.DEFINE_string("folds", "1-82", "Folds (held-out person ids) to run: '1-82', '3,7,9'.")
+  flags.DEFINE_bool("aggregate_only", False, "Only recompute the table from finished folds.")
+  config_flags.DEFINE_config_file("config", None, "configs/fgnet.py or a variant.", lock_config=True)
+  flags.mark_flags_as_required(["config", "workdir"])
 
 
 def parse_folds(spec: str) -> List[int]:
@@ -62,6 +67,8 @@ def aggregate(workdir: str) -> Dict:
     json.dump(result, f, indent=2)
   with open(os.path.join(workdir, "lopo_results.md"), "w") as f:
     f.write(markdown(result))
+  plots.age_figure(preds, ages, os.path.join(workdir, "lopo_results.png"),
+                   f"FG-NET leave one person out: {len(finished)} of {NUM_PEOPLE} folds")
   return result
 
 
@@ -106,4 +113,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -16,16 +16,21 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from clustercnn_jax import cli, losses, train
+from clustercnn_jax import cli, losses, plots, train
 from clustercnn_jax.protocols import metric_tables, parse_ranges
 
 SEED_FIELD = {"morph2": "morph", "utkface": "utkface", "utkface_folder": "utkface"}
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "Protocol directory (one sub-directory per split).")
-flags.DEFINE_string("seeds", "0-4", "Split seeds: '0-4' or '0,2'.")
-config_flags.DEFINE_config_file("config", None, "configs/morph.py or configs/utkface.py.",
-                                lock_config=True)
-flags.mark_flags_as_required(["config", "workdir"])
+
+
+def define_flags() -> None:
+  """Command-line flags, defined only when run as a program, so that the protocol
+  modules can be imported together (their flags share names)."""
+  flags.DEFINE_string("workdir", None, "Protocol directory (one sub-directory per split).")
+  flags.DEFINE_string("seeds", "0-4", "Split seeds: '0-4' or '0,2'.")
+  config_flags.DEFINE_config_file("config", None, "configs/morph.py or configs/utkface.py.",
+                                  lock_config=True)
+  flags.mark_flags_as_required(["config", "workdir"])
 
 
 def summarise(workdir: str, seeds: List[int]) -> Dict:
@@ -55,6 +60,9 @@ def summarise(workdir: str, seeds: List[int]) -> Dict:
             *metric_tables(pooled)]
   with open(os.path.join(workdir, "splits_results.md"), "w") as f:
     f.write("\n".join(lines) + "\n")
+  plots.age_figure(np.concatenate(preds), np.concatenate(ages),
+                   os.path.join(workdir, "splits_results.png"),
+                   f"{len(per_split)} random splits, all test predictions")
   return result
 
 
@@ -85,4 +93,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)
