@@ -27,7 +27,8 @@ def main(argv):
   if FLAGS.multihost:
     jax.distributed.initialize()
   cli.setup_logging()
-  cli.enable_compilation_cache(flags.FLAGS.compilation_cache)
+  cli.enable_compilation_cache(flags.FLAGS.compilation_cache,
+                               flags.FLAGS.compilation_cache_on_cpu)
   results = train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   if "test_mae" in results:
     print(f"test MAE {results['test_mae']:.2f} years   "

@@ -97,7 +97,8 @@ def test_resumed_run_equals_uninterrupted_run(tiny_config, tmp_path, input_pipel
 
 def test_cli_writes_checkpoints_events_and_results(tmp_path):
   cache = tmp_path.parent / f"{tmp_path.name}_xla"
-  result = run_cli(tmp_path, tiny_overrides(), extra=[f"--compilation_cache={cache}"])
+  result = run_cli(tmp_path, tiny_overrides(), extra=[f"--compilation_cache={cache}",
+                                                        "--compilation_cache_on_cpu"])
   assert result.returncode == 0, result.stderr[-3000:]
   assert "test MAE" in result.stdout and "always predicting the training mean" in result.stdout
   assert "ETA" in result.stderr
@@ -149,3 +150,11 @@ def test_frozen_backbone_does_not_move(tiny_config, tmp_path):
   moved = np.abs(np.asarray(trained["params"]["head"]["kernel"]) -
                  np.asarray(init.params["head"]["kernel"])).max()
   assert moved > 0
+
+
+def test_compilation_cache_stays_off_on_cpu_unless_asked(tmp_path):
+  from clustercnn_jax import cli
+
+  before = jax.config.jax_compilation_cache_dir
+  cli.enable_compilation_cache(str(tmp_path / "xla"))
+  assert jax.config.jax_compilation_cache_dir == before

@@ -83,7 +83,8 @@ def markdown(r: Dict) -> str:
 def main(argv):
   del argv
   cli.setup_logging()
-  cli.enable_compilation_cache(flags.FLAGS.compilation_cache)
+  cli.enable_compilation_cache(flags.FLAGS.compilation_cache,
+                               flags.FLAGS.compilation_cache_on_cpu)
   workdir = FLAGS.workdir
   os.makedirs(workdir, exist_ok=True)
   if not FLAGS.aggregate_only:
