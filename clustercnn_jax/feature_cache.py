@@ -21,6 +21,8 @@ from typing import Any, Callable, Iterable, Sequence
 import jax
 import numpy as np
 
+from clustercnn_jax.data.images import digests as image_digests
+
 
 def weights_digest(tree: Any) -> str:
   """SHA-1 over every array of a pytree (its paths, shapes, dtypes and bytes)."""
@@ -36,13 +38,6 @@ def weights_digest(tree: Any) -> str:
 def cache_key(settings: Sequence[Any], weights: str) -> str:
   """The name of a backbone's cache file: its settings and weights digest."""
   return hashlib.sha1((repr(tuple(settings)) + weights).encode()).hexdigest()[:20]
-
-
-def image_digests(images: np.ndarray) -> np.ndarray:
-  """SHA-1 of each image's shape and bytes, as fixed-width byte strings."""
-  shape = repr(images.shape[1:]).encode()
-  return np.array([hashlib.sha1(shape + np.ascontiguousarray(im).tobytes()).digest()
-                   for im in images], dtype="S20")
 
 
 def _batches(n: int, batch: int) -> Iterable[np.ndarray]:

@@ -86,8 +86,12 @@ def test_missing_manual_dir_is_a_clear_error(tmp_path):
     builders.load("morph2", "crop72", str(tmp_path / "tfds"), str(tmp_path / "nothing"))
 
 
+def distinct_images(n):
+  return np.arange(n, dtype=np.uint8)[:, None, None, None] * np.ones((1, 2, 2, 3), np.uint8)
+
+
 def test_random_splits():
-  ds = ArrayDataset(np.zeros((100, 2, 2, 3), np.uint8), np.arange(100), np.arange(100) // 4)
+  ds = ArrayDataset(distinct_images(100), np.arange(100), np.arange(100) // 4)
   train, test = splits.random_split(ds, seed=0)
   assert len(test) == 20 and len(train) == 80
   train, test = splits.random_split(ds, seed=0, by_person=True)
@@ -95,6 +99,19 @@ def test_random_splits():
   again = splits.random_split(ds, seed=0, by_person=True)[1]
   np.testing.assert_array_equal(again.ages, test.ages)
   assert not np.array_equal(splits.random_split(ds, seed=1)[1].ages, splits.random_split(ds, 0)[1].ages)
+
+
+def test_identical_images_stay_on_one_side():
+  images = distinct_images(100)
+  images[50:60] = images[0]  # 11 copies of one face
+  images[70] = images[3]
+  ds = ArrayDataset(images, np.arange(100))
+  for seed in range(5):
+    train, test = splits.random_split(ds, seed=seed)
+    assert len(train) + len(test) == 100 and 12 <= len(test) <= 30
+    assert not set(map(bytes, train.images)) & set(map(bytes, test.images))
+  # Without duplicates the split is the plain positional one: exactly 20% test.
+  assert len(splits.random_split(ArrayDataset(distinct_images(100), np.arange(100)), 0)[1]) == 20
 
 
 def test_random_splits_summary(tmp_path):

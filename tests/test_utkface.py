@@ -45,7 +45,8 @@ def test_shared_copy_parses_completely():
 
 
 def test_split_is_seeded_and_disjoint():
-  ds = utkface.ArrayDataset(np.zeros((50, 4, 4, 3), np.uint8), np.arange(50))
+  images = np.arange(50, dtype=np.uint8)[:, None, None, None] * np.ones((1, 4, 4, 3), np.uint8)
+  ds = utkface.ArrayDataset(images, np.arange(50))
   a_train, a_test = utkface.split(ds, seed=1)
   b_train, b_test = utkface.split(ds, seed=1)
   assert len(a_test) == 10 and not set(a_train.ages) & set(a_test.ages)
