@@ -31,7 +31,7 @@ def random_split(ds: ArrayDataset, seed: int, test_fraction: float = 0.2, max_ex
     is_test = np.zeros(len(order), bool)
     is_test[:int(round(len(order) * test_fraction))] = True
     # Each copy of an image follows its first copy in the permutation.
-    _, first, group = np.unique(digests(ds.images[order]), return_index=True,
+    _, first, group = np.unique(digests(ds.images)[order], return_index=True,
                                 return_inverse=True)
     together = is_test[first][group]
     if (moved := int((together != is_test).sum())):
