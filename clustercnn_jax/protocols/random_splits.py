@@ -51,7 +51,8 @@ def summarise(workdir: str, seeds: List[int]) -> Dict:
             "pooled": pooled, "per_split": per_split}
   with open(os.path.join(workdir, "splits_results.json"), "w") as f:
     json.dump(result, f, indent=2)
-  lines = [f"# {len(per_split)} random splits", "",
+  title = f"{len(per_split)} random split{'s' if len(per_split) > 1 else ''}"
+  lines = [f"# {title}", "",
            f"MAE **{result['mae_mean']:.2f} ± {result['mae_std']:.2f}** (mean ± std over splits)",
            "", "| seed | test images | MAE | CS(5) |", "|---|---|---|---|"]
   lines += [f"| {s} | {m['num_examples']} | {m['mae']:.2f} | {m['cs'][5]:.3f} |"
@@ -62,7 +63,7 @@ def summarise(workdir: str, seeds: List[int]) -> Dict:
     f.write("\n".join(lines) + "\n")
   plots.age_figure(np.concatenate(preds), np.concatenate(ages),
                    os.path.join(workdir, "splits_results.png"),
-                   f"{len(per_split)} random splits, all test predictions")
+                   f"{title}, all test predictions")
   return result
 
 
