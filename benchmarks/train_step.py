@@ -64,6 +64,17 @@ def time_step(config, steps, warmup):
   return compile_s, float(np.median(times))
 
 
+def compare(config, args, field, labels):
+  """Median step time for each value of ``config.model.<field>`` (a dict value -> label)."""
+  times = {}
+  for value, label in labels.items():
+    config.model[field] = value
+    compile_s, times[value] = time_step(config, args.steps, args.warmup)
+    print(f"  {label}: compile {compile_s:6.1f}s  step {times[value] * 1e3:8.1f} ms  "
+          f"{args.batch_size / times[value]:8.1f} img/s")
+  return times
+
+
 def main():
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--backbone", default="googlenet")
@@ -86,24 +97,13 @@ def main():
         f"{args.image_size}px, batch {args.batch_size}, {'bf16' if args.bfloat16 else 'f32'}")
   if args.frozen:
     config.model.freeze_backbone = True
-    results = {}
-    for cached in (False, True):
-      config.model.cached_features = cached
-      compile_s, step_s = time_step(config, args.steps, args.warmup)
-      results[cached] = step_s
-      print(f"  {'cached features' if cached else 'images         '}: compile {compile_s:6.1f}s  "
-            f"step {step_s * 1e3:8.1f} ms  {args.batch_size / step_s:8.1f} img/s")
-    print(f"  speed-up of cached features: {results[False] / results[True]:.1f}x")
-    return
-  results = {}
-  for use_cluster in (True, False):
-    config.model.use_cluster = use_cluster
-    compile_s, step_s = time_step(config, args.steps, args.warmup)
-    results[use_cluster] = step_s
-    print(f"  cluster module {'on ' if use_cluster else 'off'}: compile {compile_s:6.1f}s  "
-          f"step {step_s * 1e3:8.1f} ms  {args.batch_size / step_s:8.1f} img/s")
-  print(f"  step time ratio, cluster on / off: {results[True] / results[False]:.3f}")
-
+    t = compare(config, args, "cached_features", {False: "images         ",
+                                                   True: "cached features"})
+    print(f"  speed-up of cached features: {t[False] / t[True]:.1f}x")
+  else:
+    t = compare(config, args, "use_cluster", {True: "cluster module on ",
+                                              False: "cluster module off"})
+    print(f"  step time ratio, cluster on / off: {t[True] / t[False]:.3f}")
 
 if __name__ == "__main__":
   main()

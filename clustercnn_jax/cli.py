@@ -41,3 +41,9 @@ def enable_compilation_cache(path: str, on_cpu: bool = False) -> None:
     return
   jax.config.update("jax_compilation_cache_dir", os.path.expanduser(path))
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+def setup() -> None:
+  """What every entry point does first, once flags are parsed: logging, compilation cache."""
+  setup_logging()
+  enable_compilation_cache(flags.FLAGS.compilation_cache, flags.FLAGS.compilation_cache_on_cpu)

@@ -26,9 +26,7 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   if FLAGS.multihost:
     jax.distributed.initialize()
-  cli.setup_logging()
-  cli.enable_compilation_cache(flags.FLAGS.compilation_cache,
-                               flags.FLAGS.compilation_cache_on_cpu)
+  cli.setup()
   results = train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   if "test_mae" in results:
     print(f"test MAE {results['test_mae']:.2f} years   "

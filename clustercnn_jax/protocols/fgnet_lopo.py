@@ -82,9 +82,7 @@ def markdown(r: Dict) -> str:
 
 def main(argv):
   del argv
-  cli.setup_logging()
-  cli.enable_compilation_cache(flags.FLAGS.compilation_cache,
-                               flags.FLAGS.compilation_cache_on_cpu)
+  cli.setup()
   workdir = FLAGS.workdir
   os.makedirs(workdir, exist_ok=True)
   if not FLAGS.aggregate_only:

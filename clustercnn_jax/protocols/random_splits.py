@@ -69,9 +69,7 @@ def summarise(workdir: str, seeds: List[int]) -> Dict:
 
 def main(argv):
   del argv
-  cli.setup_logging()
-  cli.enable_compilation_cache(flags.FLAGS.compilation_cache,
-                               flags.FLAGS.compilation_cache_on_cpu)
+  cli.setup()
   config0 = FLAGS.config
   if config0.dataset not in SEED_FIELD:
     raise app.UsageError(f"random_splits supports {sorted(SEED_FIELD)}, not {config0.dataset!r}.")

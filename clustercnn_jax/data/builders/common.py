@@ -65,6 +65,17 @@ def extract_archive(archive: str, out_dir: str) -> str:
   return out_dir
 
 
+def folder_in_archive(archive: str, dl_manager: Any, is_it: Callable[[str], bool], what: str,
+                      instructions: str) -> str:
+  """Extracts ``archive`` once under the TFDS download dir; returns its folder that ``is_it``."""
+  name = os.path.basename(archive).split(".")[0].lower()
+  out = extract_archive(archive, os.path.join(str(dl_manager.download_dir), "extracted", name))
+  folder = find_folder(out, is_it)
+  if folder is None:
+    raise MissingManualDataError(f"{archive} holds no {what}.\n{instructions}")
+  return folder
+
+
 def find_folder(root: str, is_it: Callable[[str], bool], max_depth: int = 3) -> Optional[str]:
   """The shallowest folder under ``root`` (``root`` included) for which ``is_it`` holds."""
   level = [root]

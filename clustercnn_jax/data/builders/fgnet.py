@@ -86,13 +86,8 @@ def _find_root(manual_dir: str, dl_manager) -> str:
       return candidate
   archive = os.path.join(manual_dir, "FGNET.zip")
   if os.path.exists(archive):
-    out = common.extract_archive(
-        archive, os.path.join(str(dl_manager.download_dir), "extracted", "fgnet"))
-    root = common.find_folder(out, _is_root)
-    if root is None:
-      raise common.MissingManualDataError(
-          f"{archive} holds no folder with images/ and points/.\n"
-          f"{Fgnet.MANUAL_DOWNLOAD_INSTRUCTIONS}")
-    return root
+    return common.folder_in_archive(archive, dl_manager, _is_root,
+                                    "folder with images/ and points/",
+                                    Fgnet.MANUAL_DOWNLOAD_INSTRUCTIONS)
   raise common.MissingManualDataError(
       f"FG-NET not found in {manual_dir!r}.\n{Fgnet.MANUAL_DOWNLOAD_INSTRUCTIONS}")

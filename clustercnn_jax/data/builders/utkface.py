@@ -51,12 +51,8 @@ and put it, or the extracted UTKFace/ folder of *.jpg.chip.jpg files, in the man
         return {"train": self._generate_examples(candidate)}
     archive = os.path.join(manual, "UTKFace.tar.gz")
     if os.path.exists(archive):
-      out = common.extract_archive(
-        archive, os.path.join(str(dl_manager.download_dir), "extracted", "utkface"))
-      folder = common.find_folder(out, _has_images)
-      if folder is None:
-        raise common.MissingManualDataError(f"{archive} holds no .jpg images.\n"
-                                            f"{self.MANUAL_DOWNLOAD_INSTRUCTIONS}")
+      folder = common.folder_in_archive(archive, dl_manager, _has_images, ".jpg images",
+                                        self.MANUAL_DOWNLOAD_INSTRUCTIONS)
       return {"train": self._generate_examples(folder)}
     raise common.MissingManualDataError(f"UTKFace not found in {manual!r}.\n"
                                         f"{self.MANUAL_DOWNLOAD_INSTRUCTIONS}")
