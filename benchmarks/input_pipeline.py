@@ -21,7 +21,8 @@ from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from clustercnn_jax import data, train  # noqa: E402
-from clustercnn_jax.data import grain_pipeline, pipeline  # noqa: E402
+from clustercnn_jax.data import pipeline  # noqa: E402
+from clustercnn_jax.data.preprocess import preprocess_for  # noqa: E402
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", "configs/fgnet.py", "Config to measure.")
@@ -34,19 +35,16 @@ def main(argv):
   n = jax.local_device_count()
   t0 = time.perf_counter()
   train_ds, _ = data.load(config)
-  print(f"{config.dataset}: {len(train_ds)} training images {train_ds.images.shape[1:]} "
+  print(f"{config.data.name}: {len(train_ds)} training images {train_ds.images.shape[1:]} "
         f"loaded in {time.perf_counter() - t0:.1f}s; {jax.devices()[0].device_kind} x{n}, "
         f"batch {config.batch_size}, {config.model.backbone} at {config.image_size}px")
 
-  augment = jax.pmap(lambda im, rng: train._preprocess(
-      im, rng, config, True, example_offset=jax.lax.axis_index("batch") * im.shape[0]),
+  augment = jax.pmap(lambda im, rng: preprocess_for(
+      config, im, rng, True, example_offset=jax.lax.axis_index("batch") * im.shape[0]),
       axis_name="batch")
   rngs = jax_utils.replicate(jax.random.PRNGKey(0))
-  if config.input_pipeline == "grain":
-    host = grain_pipeline.GrainBatches(grain_pipeline.train_loader(
-        train_ds, config.batch_size, n, config.seed, config.grain_workers))
-  else:
-    host = pipeline.train_batches(train_ds, config.batch_size, n, config.seed)
+  host = pipeline.GrainBatches(pipeline.train_loader(
+      train_ds, config.batch_size, n, config.seed, config.grain_workers))
   batches = jax_utils.prefetch_to_device(host, 2)
   jax.block_until_ready(augment(next(batches)["images"], rngs))  # compile
   t0 = time.perf_counter()
@@ -67,7 +65,7 @@ def main(argv):
     state, m = step(state, batch, rngs)
   jax.block_until_ready(m)
   step_rate = FLAGS.steps * config.batch_size / (time.perf_counter() - t0)
-  print(f"  input pipeline alone ({config.input_pipeline}): {pipe:9.1f} images/s")
+  print(f"  input pipeline alone ({config.grain_workers} grain workers): {pipe:9.1f} images/s")
   print(f"  train step alone:     {step_rate:9.1f} images/s (includes its own augmentation)")
   print(f"  ratio pipeline / train step: {pipe / step_rate:.1f}")
 

@@ -1,4 +1,8 @@
-"""Checkpoints in the workdir: orbax manager, resume, and loading in notebooks.
+"""Checkpoints in the workdir: orbax manager, save, and restore into a state the caller built.
+
+This module knows nothing of models or training (``train`` imports it, not the
+other way round); ``clustercnn_jax.api.load`` builds a model and state from a
+workdir's config and restores into them, for notebooks.
 
 Layout of a workdir::
 
@@ -6,19 +10,20 @@ Layout of a workdir::
   checkpoints/<step>/    orbax checkpoints (the last ``keep_checkpoints``)
   events.out.tfevents.*  TensorBoard scalars
   metrics.jsonl          the same scalars, one JSON object per log step
-  results.json           final test metrics
+  results.json           final test metrics (clustercnn_jax/results.py)
 
 A checkpoint holds two items: ``state``, the TrainState as a plain nested dict
 (step, params, batch_stats, clusters, opt_state), readable without this
-package; and ``data``, the grain iterator's position (when the grain pipeline
-is used), so that a resumed run sees the batches an uninterrupted one would.
+package; and ``data``, the input pipeline's (grain) iterator position, so that
+a resumed run sees the batches an uninterrupted one would.
 """
 
 import json
 import os
-from typing import Any, Optional, Tuple
+from typing import Any, Optional
 
 import flax
+import grain
 import jax
 import ml_collections
 import numpy as np
@@ -37,13 +42,11 @@ def manager(workdir: str, config: ml_collections.ConfigDict) -> ocp.CheckpointMa
 def save(mngr: ocp.CheckpointManager, state: Any, data_state: Any = None, *,
          wait: bool = False) -> None:
   """Saves an unreplicated TrainState at its own step (a no-op if already saved), and
-  the input pipeline's iterator state (``grain_pipeline.IteratorState``) if given."""
+  the input pipeline's iterator state (``pipeline.IteratorState``) if given."""
   step = int(state.step)
   if step not in mngr.all_steps():
     items = {"state": ocp.args.StandardSave(flax.serialization.to_state_dict(state))}
     if data_state is not None:
-      import grain
-
       items["data"] = grain.checkpoint.CheckpointSave(data_state)
     mngr.save(step, args=ocp.args.Composite(**items), force=True)
   if wait:
@@ -62,8 +65,6 @@ def restore(mngr: ocp.CheckpointManager, target: Any, step: Optional[int] = None
       lambda x: jax.ShapeDtypeStruct(np.shape(x), jax.numpy.result_type(x)), template)
   items = {"state": ocp.args.StandardRestore(abstract)}
   if data_state is not None:
-    import grain
-
     items["data"] = grain.checkpoint.CheckpointRestore(data_state)
   restored = mngr.restore(step, args=ocp.args.Composite(**items))
   return flax.serialization.from_state_dict(target, restored["state"])
@@ -75,11 +76,6 @@ def save_config(workdir: str, config: ml_collections.ConfigDict) -> None:
     f.write(config.to_json_best_effort(indent=2, sort_keys=True))
 
 
-def save_json(workdir: str, name: str, obj: Any) -> None:
-  with open(os.path.join(workdir, name), "w") as f:
-    json.dump(obj, f, indent=2, sort_keys=True)
-
-
 def load_config(workdir: str) -> ml_collections.ConfigDict:
   path = os.path.join(workdir, CONFIG_FILE)
   if not os.path.exists(path):
@@ -88,20 +84,8 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(json.load(f))
 
 
-def load(workdir: str, step: Optional[int] = None) -> Tuple[ml_collections.ConfigDict, Any, dict]:
-  """For notebooks: (config, model, variables) of a trained workdir.
-
-  ``model.apply(variables, images, train=False)`` gives (logits, aux);
-  ``clustercnn_jax.predict.predict_ages`` adds preprocessing and the expected age.
-  """
-  from clustercnn_jax import train  # local import: train imports this module
-
+def restore_checkpoint(workdir: str, target: Any, step: Optional[int] = None) -> Any:
+  """``target`` (a TrainState, possibly abstract) filled from ``workdir``'s checkpoint
+  (the latest, or ``step``), as flax's ``restore_checkpoint(workdir, target)``."""
   config = load_config(workdir)
-  model = train.build_model(config)
-  abstract = jax.eval_shape(lambda: train.create_train_state(
-      jax.random.PRNGKey(0), config, model, total_steps=1, load_pretrained=False))
-  mngr = manager(workdir, config)
-  state = restore(mngr, abstract, step)
-  variables = {"params": state.params, "batch_stats": state.batch_stats,
-               "clusters": state.clusters}
-  return config, model, variables
+  return restore(manager(workdir, config), target, step)

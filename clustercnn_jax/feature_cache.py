@@ -11,6 +11,7 @@ of each image's bytes and that image's features. Every fold of a protocol,
 every split and every rerun therefore reuses what any of them computed.
 """
 
+import functools
 import hashlib
 import logging
 import os
@@ -19,9 +20,14 @@ import time
 from typing import Any, Callable, Iterable, Sequence
 
 import jax
+import ml_collections
 import numpy as np
 
+from clustercnn_jax import pretrained
+from clustercnn_jax.data.dataset import ArrayDataset
 from clustercnn_jax.data.images import digests as image_digests
+from clustercnn_jax.data.preprocess import preprocess_for
+from clustercnn_jax.models.model import AgeModel
 
 
 def weights_digest(tree: Any) -> str:
@@ -97,3 +103,33 @@ def cached_features(images: np.ndarray, embed: Callable[[np.ndarray], np.ndarray
   else:
     logging.info("Feature cache %s: all %d images known.", path, len(images))
   return known_f[np.array([index[d] for d in digests], np.int64)]
+
+
+def feature_datasets(state: Any, model: AgeModel, config: ml_collections.ConfigDict,
+                     *datasets: ArrayDataset) -> list:
+  """``datasets`` with each image replaced by its frozen backbone's features (cached)."""
+  if not config.model.freeze_backbone:
+    raise ValueError("model.cached_features=True needs --config.model.freeze_backbone=True: "
+                     "features of a backbone that is being trained change every step.")
+  if config.scale_jitter or config.flip or config.colour_jitter:
+    logging.warning("model.cached_features: features come from the evaluation crop, so "
+                    "scale_jitter, flip and colour_jitter are not applied.")
+  backbone = {"params": {"backbone": state.params["backbone"]},
+              "batch_stats": {"backbone": state.batch_stats.get("backbone", {})}}
+  m = config.model
+  key = cache_key(
+      (m.backbone, sorted(m.backbone_kwargs.to_dict().items()), config.image_size,
+       tuple(map(tuple, pretrained.input_normalization(config))), config.half_precision),
+      weights_digest(backbone))
+
+  @jax.jit
+  def embed(variables, images):
+    x = preprocess_for(config, images, jax.random.PRNGKey(0), train=False)
+    return model.apply(variables, x, train=False, method=AgeModel.embed)
+
+  out = []
+  for ds in datasets:
+    feats = cached_features(ds.images, functools.partial(embed, backbone), key,
+                            config.feature_cache_dir, config.batch_size)
+    out.append(ArrayDataset(feats, ds.ages, ds.person_ids))
+  return out

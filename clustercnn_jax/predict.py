@@ -1,6 +1,6 @@
 """Age prediction from a trained workdir, for notebooks and scripts.
 
-  config, model, variables = checkpoint.load(workdir)
+  config, model, variables = api.load(workdir)
   ages = predict.predict_ages(config, model, variables, images_uint8)
 """
 
@@ -11,8 +11,7 @@ import ml_collections
 import numpy as np
 
 from clustercnn_jax import losses
-from clustercnn_jax.data.preprocess import preprocess
-from clustercnn_jax.pretrained import input_normalization
+from clustercnn_jax.data.preprocess import preprocess_for
 
 
 def predict_ages(config: ml_collections.ConfigDict, model: Any, variables: Dict[str, Any],
@@ -26,12 +25,9 @@ def predict_ages(config: ml_collections.ConfigDict, model: Any, variables: Dict[
                      f"central {size}px are used), got {images.dtype} {images.shape}.")
   expected = images.shape[1:]
 
-  mean, std = input_normalization(config)
-
   @jax.jit
   def forward(batch):
-    x = preprocess(batch, jax.random.PRNGKey(0), train=False, flip=False, mean=mean, std=std,
-                   out_size=size)
+    x = preprocess_for(config, batch, jax.random.PRNGKey(0), train=False)
     logits, _ = model.apply(variables, x, train=False)
     return losses.expected_age(logits)
 

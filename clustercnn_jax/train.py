@@ -9,7 +9,6 @@ would.
 
 import functools
 import logging
-import os
 import signal
 import threading
 import time
@@ -22,84 +21,18 @@ import ml_collections
 import numpy as np
 import optax
 from flax import jax_utils
-from flax.training import train_state
 
-from clustercnn_jax import checkpoint, data, feature_cache, kmeans, losses, pretrained
-from clustercnn_jax.data import grain_pipeline, pipeline
-from clustercnn_jax.data.preprocess import preprocess
+from clustercnn_jax import checkpoint, config_checks, data, feature_cache, kmeans, losses, results
+from clustercnn_jax.data import pipeline
+from clustercnn_jax.data.dataset import ArrayDataset
+from clustercnn_jax.data.preprocess import preprocess_for
 from clustercnn_jax.metric_writers import MetricWriter
 from clustercnn_jax.models.model import AgeModel, build_model
+from clustercnn_jax.optimizers import learning_rate_schedule
+from clustercnn_jax.progress import format_seconds
+from clustercnn_jax.train_state import TrainState, create_train_state
 
 AXIS = "batch"
-
-
-class TrainState(train_state.TrainState):
-  batch_stats: Any
-  clusters: Any
-
-
-def learning_rate_schedule(config: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule:
-  lr = config.learning_rate
-  if config.lr_schedule == "constant":
-    main = optax.constant_schedule(lr)
-  elif config.lr_schedule == "cosine":
-    main = optax.cosine_decay_schedule(lr, max(total_steps - config.warmup_steps, 1))
-  else:
-    raise ValueError(f"Unknown lr_schedule {config.lr_schedule!r}; use 'constant' or 'cosine'.")
-  if config.warmup_steps <= 0:
-    return main
-  warmup = optax.linear_schedule(0.0, lr, config.warmup_steps)
-  return optax.join_schedules([warmup, main], [config.warmup_steps])
-
-
-def make_optimizer(config: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
-  schedule = learning_rate_schedule(config, total_steps)
-  if config.optimizer == "adam":
-    tx = optax.adamw(schedule, weight_decay=config.weight_decay) if config.weight_decay \
-        else optax.adam(schedule)
-  elif config.optimizer == "sgd":
-    tx = optax.sgd(schedule, momentum=config.sgd_momentum, nesterov=False)
-    if config.weight_decay:
-      tx = optax.chain(optax.add_decayed_weights(config.weight_decay), tx)
-  else:
-    raise ValueError(f"Unknown optimizer {config.optimizer!r}; use 'adam' or 'sgd'.")
-  if config.model.freeze_backbone:
-    label = lambda params: {k: "frozen" if k == "backbone" else "train" for k in params}
-    tx = optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, label)
-  return tx
-
-
-def create_train_state(rng: jax.Array, config: ml_collections.ConfigDict, model: AgeModel,
-                       total_steps: int, load_pretrained: bool = True) -> TrainState:
-  """Fresh parameters (ImageNet backbone if ``config.pretrained`` and ``load_pretrained``);
-  centroids are zeros until ``init_centroids`` fills them.
-
-  ``load_pretrained=False`` gives the same structure without reading the
-  weights file: for a state that a checkpoint restore will overwrite.
-  """
-  shape = (1, config.image_size, config.image_size, 3)
-  variables = flax.core.unfreeze(model.init({"params": rng, "dropout": rng, "cluster": rng},
-                                            jnp.zeros(shape, jnp.float32), train=False))
-  if config.pretrained and load_pretrained:
-    template = {c: variables[c]["backbone"] for c in ("params", "batch_stats")}
-    loaded = pretrained.load_backbone_variables(config.model.backbone, config.pretrained,
-                                                template)
-    for c, v in loaded.items():
-      variables[c]["backbone"] = jax.tree_util.tree_map(jnp.asarray, v)
-    logging.info("Backbone %s initialised from %s.", config.model.backbone,
-                 pretrained.resolve(config.model.backbone, config.pretrained))
-  return TrainState.create(apply_fn=model.apply, params=variables["params"],
-                           tx=make_optimizer(config, total_steps),
-                           batch_stats=variables.get("batch_stats", {}),
-                           clusters=variables.get("clusters", {}))
-
-
-def _preprocess(images: jnp.ndarray, rng: jax.Array, config: ml_collections.ConfigDict,
-                train: bool, example_offset: Any = 0) -> jnp.ndarray:
-  mean, std = pretrained.input_normalization(config)
-  return preprocess(images, rng, train=train, flip=config.flip, mean=mean, std=std,
-                    example_offset=example_offset, out_size=config.image_size,
-                    scale_jitter=config.scale_jitter, colour_jitter=config.colour_jitter)
 
 
 def train_step(state: TrainState, batch: Dict[str, jnp.ndarray], rng: jax.Array, *,
@@ -109,8 +42,8 @@ def train_step(state: TrainState, batch: Dict[str, jnp.ndarray], rng: jax.Array,
   aug_rng, cluster_rng, dropout_rng = jax.random.split(step_rng, 3)
   offset = jax.lax.axis_index(AXIS) * batch["ages"].shape[0]
   cached = config.model.cached_features
-  images = batch["images"] if cached else _preprocess(batch["images"], aug_rng, config, True,
-                                                       example_offset=offset)
+  images = batch["images"] if cached else preprocess_for(config, batch["images"], aug_rng, True,
+                                                         example_offset=offset)
   dropout_rng = jax.random.fold_in(dropout_rng, jax.lax.axis_index(AXIS))
 
   def loss_fn(params):
@@ -141,8 +74,8 @@ def eval_step(state: TrainState, batch: Dict[str, jnp.ndarray], *, model: AgeMod
               config: ml_collections.ConfigDict) -> Dict[str, jnp.ndarray]:
   """Predicted ages (nearest-centroid assignment) and cluster of each example."""
   cached = config.model.cached_features
-  images = batch["images"] if cached else _preprocess(batch["images"], jax.random.PRNGKey(0),
-                                                       config, False)
+  images = batch["images"] if cached else preprocess_for(config, batch["images"],
+                                                         jax.random.PRNGKey(0), False)
   variables = {"params": state.params, "batch_stats": state.batch_stats,
                "clusters": state.clusters}
   logits, aux = model.apply(variables, images, train=False, features=cached)
@@ -152,7 +85,7 @@ def eval_step(state: TrainState, batch: Dict[str, jnp.ndarray], *, model: AgeMod
   return out
 
 
-def compute_features(state: TrainState, model: AgeModel, ds: pipeline.ArrayDataset,
+def compute_features(state: TrainState, model: AgeModel, ds: ArrayDataset,
                      config: ml_collections.ConfigDict) -> np.ndarray:
   """Backbone features of every example of ``ds`` (batch statistics, as in training)."""
   if config.model.cached_features:  # ds already holds them
@@ -160,7 +93,7 @@ def compute_features(state: TrainState, model: AgeModel, ds: pipeline.ArrayDatas
 
   @jax.jit
   def embed(images):
-    x = _preprocess(images, jax.random.PRNGKey(0), config, False)
+    x = preprocess_for(config, images, jax.random.PRNGKey(0), False)
     feats, _ = model.apply({"params": state.params, "batch_stats": state.batch_stats}, x,
                            train=True, method=AgeModel.embed, mutable=["batch_stats"])
     return feats
@@ -172,37 +105,7 @@ def compute_features(state: TrainState, model: AgeModel, ds: pipeline.ArrayDatas
   return np.concatenate(out)
 
 
-def feature_datasets(state: TrainState, model: AgeModel, config: ml_collections.ConfigDict,
-                     *datasets: pipeline.ArrayDataset) -> list:
-  """``datasets`` with each image replaced by its frozen backbone's features (cached)."""
-  if not config.model.freeze_backbone:
-    raise ValueError("model.cached_features=True needs --config.model.freeze_backbone=True: "
-                     "features of a backbone that is being trained change every step.")
-  if config.scale_jitter or config.flip or config.colour_jitter:
-    logging.warning("model.cached_features: features come from the evaluation crop, so "
-                    "scale_jitter, flip and colour_jitter are not applied.")
-  backbone = {"params": {"backbone": state.params["backbone"]},
-              "batch_stats": {"backbone": state.batch_stats.get("backbone", {})}}
-  m = config.model
-  key = feature_cache.cache_key(
-      (m.backbone, sorted(m.backbone_kwargs.to_dict().items()), config.image_size,
-       tuple(map(tuple, pretrained.input_normalization(config))), config.half_precision),
-      feature_cache.weights_digest(backbone))
-
-  @jax.jit
-  def embed(variables, images):
-    x = _preprocess(images, jax.random.PRNGKey(0), config, False)
-    return model.apply(variables, x, train=False, method=AgeModel.embed)
-
-  out = []
-  for ds in datasets:
-    feats = feature_cache.cached_features(ds.images, functools.partial(embed, backbone), key,
-                                          config.feature_cache_dir, config.batch_size)
-    out.append(pipeline.ArrayDataset(feats, ds.ages, ds.person_ids))
-  return out
-
-
-def init_centroids(state: TrainState, model: AgeModel, train_ds: pipeline.ArrayDataset,
+def init_centroids(state: TrainState, model: AgeModel, train_ds: ArrayDataset,
                    config: ml_collections.ConfigDict) -> TrainState:
   """k-means++ (plus Lloyd steps) on features of ``kmeans_examples`` training images."""
   if not config.model.use_cluster:
@@ -221,7 +124,7 @@ def init_centroids(state: TrainState, model: AgeModel, train_ds: pipeline.ArrayD
   return state.replace(clusters=clusters)
 
 
-def evaluate(p_eval_step, state: TrainState, ds: pipeline.ArrayDataset,
+def evaluate(p_eval_step, state: TrainState, ds: ArrayDataset,
              config: ml_collections.ConfigDict, num_devices: int) -> Dict[str, Any]:
   preds, assigns = [], []
   for batch in pipeline.eval_batches(ds, config.batch_size, num_devices):
@@ -252,6 +155,26 @@ def _check_batch(config: ml_collections.ConfigDict, num_devices: int) -> None:
                      f"{num_devices} devices; use a multiple of {num_devices}.")
 
 
+def _restore_or_init(config: ml_collections.ConfigDict, workdir: str, model: AgeModel,
+                     total_steps: int, rng: jax.Array, train_ds: ArrayDataset,
+                     test_ds: ArrayDataset):
+  """(state, data_state, mngr, train_ds, test_ds): resumed from ``workdir`` if it holds a
+  checkpoint, else fresh (ImageNet backbone, k-means++ centroids). With cached features
+  the datasets come back as the frozen backbone's features."""
+  mngr = checkpoint.manager(workdir, config)
+  resuming = mngr.latest_step() is not None
+  state = create_train_state(rng, config, model, total_steps, load_pretrained=not resuming)
+  data_state = pipeline.IteratorState()
+  if resuming:
+    state = checkpoint.restore(mngr, state, data_state=data_state)
+    logging.info("Resumed from %s at step %d.", mngr.directory, int(state.step))
+  if config.model.cached_features:
+    train_ds, test_ds = feature_cache.feature_datasets(state, model, config, train_ds, test_ds)
+  if not resuming:
+    state = init_centroids(state, model, train_ds, config)
+  return state, data_state, mngr, train_ds, test_ds
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                        stop_after_steps: Optional[int] = None) -> Dict[str, Any]:
   """Trains (resuming from ``workdir`` if it holds a checkpoint) and evaluates.
@@ -260,37 +183,29 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   a preemption would; the same call again resumes. Returns the final metrics
   (or ``{'stopped_at': step}`` when stopped early).
   """
+  config_checks.validate(config)
   num_devices = jax.local_device_count()
   _check_batch(config, jax.device_count())
   is_chief = jax.process_index() == 0
-  train_ds, test_ds = data.load(config)
-  total_steps = total_train_steps(config, len(train_ds))
-  model = build_model(config)
-  p_model = build_model(config, axis_name=AXIS)
-
-  rng = jax.random.PRNGKey(config.seed)
-  init_rng, step_rng = jax.random.split(rng)
   if is_chief:
     checkpoint.save_config(workdir, config)
-  mngr = checkpoint.manager(workdir, config)
-  resuming = mngr.latest_step() is not None
-  state = create_train_state(init_rng, config, model, total_steps, load_pretrained=not resuming)
-  use_grain = config.input_pipeline == "grain"
-  data_state = grain_pipeline.IteratorState() if use_grain else None
-  if config.input_pipeline not in ("grain", "numpy"):
-    raise ValueError(f"input_pipeline={config.input_pipeline!r}: use 'grain' or 'numpy'.")
-  if resuming:
-    state = checkpoint.restore(mngr, state, data_state=data_state)
-    logging.info("Resumed from %s at step %d.", mngr.directory, int(state.step))
-  if config.model.cached_features:
-    train_ds, test_ds = feature_datasets(state, model, config, train_ds, test_ds)
-  if not resuming:
-    state = init_centroids(state, model, train_ds, config)
+
+  # Data.
+  train_ds, test_ds = data.load(config)
+  total_steps = total_train_steps(config, len(train_ds))
+  # Model: one without axis_name (evaluation, k-means) and one for the pmapped step.
+  model = build_model(config)
+  p_model = build_model(config, axis_name=AXIS)
+  # State.
+  init_rng, step_rng = jax.random.split(jax.random.PRNGKey(config.seed))
+  state, data_state, mngr, train_ds, test_ds = _restore_or_init(
+      config, workdir, model, total_steps, init_rng, train_ds, test_ds)
   start_step = int(state.step)
   logging.info("Training %d steps (%d done) on %d device(s), global batch %d, %d train / %d "
                "test examples.", total_steps, start_step, num_devices, config.batch_size,
                len(train_ds), len(test_ds))
 
+  # Loop.
   p_train_step = jax.pmap(functools.partial(train_step, model=p_model, config=config),
                           axis_name=AXIS, donate_argnums=(0,))
   p_eval_step = jax.pmap(functools.partial(eval_step, model=model, config=config),
@@ -306,21 +221,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
   state = jax_utils.replicate(state)
   step_rngs = jax_utils.replicate(step_rng)
-  if use_grain:
-    host_batches = grain_pipeline.GrainBatches(
-        grain_pipeline.train_loader(train_ds, config.batch_size, num_devices, config.seed,
-                                    config.grain_workers), data_state.state)
-  else:
-    host_batches = pipeline.train_batches(train_ds, config.batch_size, num_devices, config.seed,
-                                          start_step, jax.process_index(), jax.process_count())
+  host_batches = pipeline.GrainBatches(
+      pipeline.train_loader(train_ds, config.batch_size, num_devices, config.seed,
+                            config.grain_workers), data_state.state)
   batches = jax_utils.prefetch_to_device(host_batches, 2)
   pending, t_log, step_log = [], time.time(), start_step
   step = start_step
   try:
     while step < total_steps:
       state, metrics = p_train_step(state, next(batches), step_rngs)
-      if use_grain:  # the iterator's position just after this step's batch
-        data_state = grain_pipeline.IteratorState(host_batches.states.popleft())
+      # The iterator's position just after this step's batch (prefetch reads ahead).
+      data_state = pipeline.IteratorState(host_batches.states.popleft())
       pending.append(metrics)
       step += 1
       if step % config.log_every_steps == 0 or step == total_steps:
@@ -336,7 +247,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         logging.info("step %d/%d  loss %.3f  mae %.2f  s_w/s_b %s  %.0f img/s  ETA %s", step,
                      total_steps, summary["loss"], summary["mae"],
                      f"{summary['sw_sb']:.3f}" if "sw_sb" in summary else "-",
-                     summary["images_per_sec"], _format_seconds(eta))
+                     summary["images_per_sec"], format_seconds(eta))
         pending, t_log, step_log = [], time.time(), step
       if config.eval_every_steps and step % config.eval_every_steps == 0 and step < total_steps:
         ev = evaluate(p_eval_step, state, test_ds, config, num_devices)
@@ -354,25 +265,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
     ev = evaluate(p_eval_step, state, test_ds, config, num_devices)
     baseline = losses.mae(np.full(len(test_ds), float(np.mean(train_ds.ages))), test_ds.ages)
-    results = {"test_mae": ev["mae"], "mean_baseline_mae": baseline, "cs": ev["cs"],
-               "num_test": ev["num_examples"], "steps": total_steps,
-               "cluster_counts": ev.get("cluster_counts")}
+    final = {"test_mae": ev["mae"], "mean_baseline_mae": baseline, "cs": ev["cs"],
+             "num_test": ev["num_examples"], "steps": total_steps,
+             "cluster_counts": ev.get("cluster_counts")}
     writer.write_scalars(total_steps, {"test/mae": ev["mae"], "test/mean_baseline_mae": baseline})
     if is_chief:
-      np.savez(os.path.join(workdir, "predictions.npz"), ages=test_ds.ages,
-               predictions=ev["predictions"],
-               person_ids=test_ds.person_ids if test_ds.person_ids is not None else [])
-      checkpoint.save_json(workdir, "results.json", results)
+      results.write(workdir, final, test_ds, ev["predictions"])
     logging.info("Test MAE %.3f (predicting the training mean: %.3f) on %d examples.",
                  ev["mae"], baseline, ev["num_examples"])
-    return results
+    return final
   finally:
     mngr.wait_until_finished()
     writer.close()
     if previous_handler is not None:
       signal.signal(signal.SIGTERM, previous_handler)
-
-
-def _format_seconds(s: float) -> str:
-  s = int(round(s))
-  return f"{s // 3600:d}:{s // 60 % 60:02d}:{s % 60:02d}"

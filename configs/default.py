@@ -11,6 +11,8 @@ Each factor of the paper's Table 2 is one field:
   model.num_clusters  k
 """
 
+from typing import Any, Optional
+
 import ml_collections
 
 
@@ -18,8 +20,19 @@ def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0
 
-  # Data.
-  config.dataset = "synthetic"
+  # Data: one shape for every dataset (clustercnn_jax/data/__init__.py reads it).
+  config.data = ml_collections.ConfigDict(dict(
+      name="synthetic",  # synthetic | fgnet | morph2 | utkface | face_age_folder
+      # Real datasets are TFDS builders, built once from files the user downloaded:
+      # manual_dir holds the downloaded files, data_dir the built datasets.
+      manual_dir="", data_dir="~/tensorflow_datasets",
+      # kind: 'given' (the dataset's own train/test: synthetic), 'random' (a seeded split
+      # of test_fraction, by image or, with by_person, by person: MORPH II, UTKFace) or
+      # 'person' (test_person held out: one fold of FG-NET's leave one person out).
+      split=dict(kind="given", seed=0, test_fraction=0.2, by_person=False, test_person=1),
+      max_examples=0,  # > 0: a seeded subset of that many before a random split
+      synthetic=dict(num_train=8000, num_test=2000, seed=0, max_age=80),
+  ))
   config.image_size = 128
   config.max_age = 100  # softmax over integer ages 0..max_age
   config.normalize_faces = True
@@ -28,27 +41,14 @@ def get_config() -> ml_collections.ConfigDict:
   # brow to chin; eyes at 0.4 leave room for mouth and chin. no_face: 'centre' (centre
   # crop) or 'skip' for images where no face or eyes are found.
   config.face = ml_collections.ConfigDict(dict(alpha=2.5, eye_height=0.4, no_face="centre"))
-  config.input_pipeline = "grain"  # 'grain' (state saved in checkpoints) or 'numpy'
-  config.grain_workers = 0  # > 0: decode/batch in that many worker processes
+  config.grain_workers = 0  # > 0: batch in that many worker processes
   config.flip = True
-  config.scale_jitter = 0.1  # ε: the crop side varies by ±10% in training (on the device)
+  # ε: the crop side varies by ±10% in training (on the device). Part of face
+  # normalisation: with normalize_faces=False the whole image is used and ε is off.
+  config.scale_jitter = 0.1
   config.colour_jitter = 0.5  # 0: none; 1: brightness ±0.2, contrast ±30%
   config.mean = (0.485, 0.456, 0.406)  # ImageNet statistics (RGB, in [0, 1])
   config.std = (0.229, 0.224, 0.225)
-  config.synthetic = ml_collections.ConfigDict(
-      dict(num_train=8000, num_test=2000, seed=0, max_age=80))
-  # Real datasets (TFDS builders, built once from files the user downloaded):
-  # data_dir holds the built datasets, manual_dir the downloaded files.
-  config.data = ml_collections.ConfigDict(dict(data_dir="~/tensorflow_datasets", manual_dir=""))
-  # dataset='fgnet': leave-one-person-out fold; the person (1..82) held out for testing.
-  config.fgnet = ml_collections.ConfigDict(dict(test_person=1))
-  # dataset='morph2': a random 80/20 split by image (the paper), or by person.
-  config.morph = ml_collections.ConfigDict(dict(split_seed=0, subject_exclusive=False))
-  # dataset='utkface' (TFDS builder, from data.manual_dir) or 'utkface_folder' (the
-  # extracted UTKFace/ folder in utkface.data_dir, resized, cached in cache_dir): a seeded
-  # 80/20 split of what is there; max_examples > 0 takes a seeded subset first.
-  config.utkface = ml_collections.ConfigDict(
-      dict(data_dir="", cache_dir="", split_seed=0, test_fraction=0.2, max_examples=0))
 
   # Model.
   config.model = ml_collections.ConfigDict()
@@ -99,6 +99,45 @@ def get_config() -> ml_collections.ConfigDict:
   return config
 
 
+def parse_arg(arg: Optional[str], **defaults: Any) -> ml_collections.ConfigDict:
+  """``'frozen,runlocal'`` or ``'k=3'`` -> the config variant's switches, as in big_vision.
+
+  ``--config=configs/fgnet.py:frozen`` passes 'frozen' to ``get_config``. Each
+  known name is a switch (True when given); ``name=value`` sets a value of the
+  default's type. Unknown names are an error that lists the known ones.
+  """
+  out = ml_collections.ConfigDict(defaults)
+  for token in filter(None, (t.strip() for t in (arg or "").split(","))):
+    name, has_value, value = token.partition("=")
+    if name not in defaults:
+      raise ValueError(f"Unknown config argument {name!r}; this config takes "
+                       f"{sorted(defaults)} (e.g. configs/fgnet.py:frozen).")
+    kind = type(defaults[name])
+    if not has_value:
+      out[name] = True
+    elif kind is bool:
+      out[name] = value.lower() in ("1", "true", "yes")
+    else:
+      out[name] = kind(value)
+  return out
+
+
+def runlocal(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The ``:runlocal`` variant: a model and run small enough for unit tests (seconds)."""
+  config.image_size = 32
+  config.data.synthetic.num_train = 256
+  config.data.synthetic.num_test = 64
+  config.model.cluster_features = 16
+  config.model.num_clusters = 3
+  config.kmeans_examples = 64
+  config.batch_size = 32
+  config.num_train_steps = 6
+  config.warmup_steps = 2
+  config.log_every_steps = 1
+  config.checkpoint_every_steps = 1000
+  return config
+
+
 def use_cached_features(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """A frozen backbone run once per face: only the cluster module and head train (CPU budget).
 
@@ -107,7 +146,6 @@ def use_cached_features(config: ml_collections.ConfigDict) -> ml_collections.Con
   config.model.freeze_backbone = True
   config.model.cached_features = True
   config.flip, config.scale_jitter, config.colour_jitter = False, 0.0, 0.0
-  config.input_pipeline = "numpy"  # features are tiny; nothing for grain to overlap
   config.learning_rate = 1e-3  # only the cluster module and head learn
   config.log_every_steps = 200
   return config

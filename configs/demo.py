@@ -3,18 +3,23 @@
 Nothing is downloaded. Compared with the paper's recipe it uses a small CNN
 trained from scratch, 48 px images and a higher learning rate (no pretrained
 weights to protect), so that it learns in minutes.
+
+  configs/demo.py            the demo
+  configs/demo.py:runlocal   a tiny model and run for unit tests (seconds)
 """
 
 from configs import default
 
 
-def get_config():
+def get_config(arg=None):
+  arg = default.parse_arg(arg, runlocal=False)
   config = default.get_config()
-  config.dataset = "synthetic"
+  config.data.name = "synthetic"
+  config.data.split.kind = "given"
+  config.data.synthetic.num_train = 6000
+  config.data.synthetic.num_test = 1000
   config.image_size = 48
   config.max_age = 80
-  config.synthetic.num_train = 6000
-  config.synthetic.num_test = 1000
   config.scale_jitter = 0.0  # synthetic faces already vary in scale and are stored tight
   config.colour_jitter = 0.0
   config.model.backbone = "small_cnn"
@@ -30,4 +35,7 @@ def get_config():
   config.num_epochs = 8.0
   config.log_every_steps = 25
   config.checkpoint_every_steps = 200
+  if arg.runlocal:
+    default.runlocal(config)
+    config.model.backbone_kwargs.widths = (8, 16)
   return config

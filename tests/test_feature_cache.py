@@ -5,7 +5,7 @@ import logging
 import numpy as np
 import pytest
 
-from clustercnn_jax import checkpoint, feature_cache, predict, train
+from clustercnn_jax import api, feature_cache, predict, train
 
 
 class CountingEmbed:
@@ -78,7 +78,6 @@ def frozen(config, cached, tmp_path):
   config.model.cached_features = cached
   config.flip, config.scale_jitter, config.colour_jitter = False, 0.0, 0.0
   config.feature_cache_dir = str(tmp_path / "features")
-  config.input_pipeline = "numpy"
   return config
 
 
@@ -95,7 +94,7 @@ def test_training_on_cached_features_matches_running_the_backbone(tiny_config, t
   np.testing.assert_allclose(a, b, atol=1e-3)
 
   # The checkpoint is a whole model: it predicts from images, backbone included.
-  config, model, variables = checkpoint.load(str(tmp_path / "cached"))
+  config, model, variables = api.load(str(tmp_path / "cached"))
   from clustercnn_jax import data
   _, test_ds = data.load(config)
   ages = predict.predict_ages(config, model, variables, test_ds.images)

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import ROOT, cli_flags, tiny_overrides
+from conftest import ROOT, cli_flags
 
 SHARED_FGNET = os.path.join(ROOT, "..", "shared", "data", "fgnet")
 needs_fgnet = pytest.mark.skipif(not os.path.isdir(os.path.join(SHARED_FGNET, "FGNET")),
@@ -93,21 +93,17 @@ def test_builder_skips_and_counts_bad_files(tmp_path):
 @needs_fgnet
 @pytest.mark.slow
 def test_lopo_protocol_runs_and_resumes_fold_by_fold(tmp_path, fgnet_data_dir):
-  overrides = dict(tiny_overrides(), image_size=72, num_train_steps=2,
-                   **{"data.data_dir": fgnet_data_dir, "data.manual_dir": SHARED_FGNET})
-  del overrides["synthetic.num_train"], overrides["synthetic.num_test"]
-  del overrides["model.backbone_kwargs.widths"]  # fgnet.py's kwargs are GoogLeNet's
-  overrides["model.backbone_kwargs"] = "{'widths': (8, 16)}"
-  cmd = [sys.executable, "-m", "clustercnn_jax.protocols.fgnet_lopo", "--config=configs/fgnet.py",
-         f"--workdir={tmp_path}", "--folds=3,5", *cli_flags(overrides),
-         "--config.model.backbone=small_cnn"]
+  overrides = {"data.data_dir": fgnet_data_dir, "data.manual_dir": SHARED_FGNET}
+  cmd = [sys.executable, "-m", "clustercnn_jax.protocols.fgnet_lopo",
+         "--config=configs/fgnet.py:runlocal", f"--workdir={tmp_path}", "--folds=3,5",
+         *cli_flags(overrides)]
   env = dict(os.environ, JAX_PLATFORMS="cpu")
   run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
   assert run.returncode == 0, run.stderr[-3000:]
   assert "2 of 82 folds, incomplete" in run.stdout
   with np.load(tmp_path / "fold_03" / "predictions.npz") as z:
     assert set(z["person_ids"].tolist()) == {3}
-  again = subprocess.run(cmd[:-1] + ["--config.model.backbone=small_cnn", "--folds=3"], cwd=ROOT,
+  again = subprocess.run(cmd[:5] + ["--folds=3"] + cmd[6:], cwd=ROOT,
                          env=env, capture_output=True, text=True, timeout=600)
   assert "1 folds requested, 1 already finished" in again.stderr
   md = (tmp_path / "lopo_results.md").read_text()

@@ -9,7 +9,7 @@ from PIL import Image
 
 from clustercnn_jax.data import builders, splits
 from clustercnn_jax.data.builders import morph
-from clustercnn_jax.data.pipeline import ArrayDataset
+from clustercnn_jax.data.dataset import ArrayDataset
 
 skimage_data = pytest.importorskip("skimage.data")
 

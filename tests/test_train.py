@@ -11,14 +11,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from clustercnn_jax import checkpoint, losses, train
-from conftest import ROOT, cli_flags, tiny_overrides
+from clustercnn_jax import api, checkpoint, losses, train
+from conftest import ROOT, RUNLOCAL, cli_flags
 
 
 def run_cli(workdir, overrides, devices=1, timeout=300, extra=()):
   env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
              JAX_PLATFORMS="cpu")
-  cmd = [sys.executable, "-m", "clustercnn_jax.main", "--config=configs/demo.py",
+  cmd = [sys.executable, "-m", "clustercnn_jax.main", f"--config={RUNLOCAL}",
          f"--workdir={workdir}", *cli_flags(overrides), *extra]
   return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
@@ -67,37 +67,35 @@ def test_eight_devices_match_one_device(tmp_path):
   float32 results by a few ulps per step; Adam's normalised update then
   amplifies them a little.
   """
-  overrides = dict(tiny_overrides(), num_train_steps=4)
+  overrides = dict(num_train_steps=4)
   runs = {}
   for devices in (1, 8):
     workdir = tmp_path / f"d{devices}"
     result = run_cli(workdir, overrides, devices=devices)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"on {devices} device(s)" in result.stderr
-    runs[devices] = checkpoint.load(str(workdir))[2]
+    runs[devices] = api.load(str(workdir))[2]
   centroids = [np.asarray(runs[d]["clusters"]["cluster"]["centroids"]) for d in (1, 8)]
   assert np.abs(centroids[0]).sum() > 0
   assert_trees_close(runs[1], runs[8], atol=5e-5)
 
 
-@pytest.mark.parametrize("input_pipeline", ["grain", "numpy"])
-def test_resumed_run_equals_uninterrupted_run(tiny_config, tmp_path, input_pipeline):
-  tiny_config.input_pipeline = input_pipeline
+def test_resumed_run_equals_uninterrupted_run(tiny_config, tmp_path):
   full = train.train_and_evaluate(tiny_config, str(tmp_path / "full"))
   stopped = train.train_and_evaluate(tiny_config, str(tmp_path / "resumed"), stop_after_steps=3)
   assert stopped == {"stopped_at": 3}
   mngr = checkpoint.manager(str(tmp_path / "resumed"), tiny_config)
   assert mngr.all_steps() == [3]
   resumed = train.train_and_evaluate(tiny_config, str(tmp_path / "resumed"))
-  a = checkpoint.load(str(tmp_path / "full"))[2]
-  b = checkpoint.load(str(tmp_path / "resumed"))[2]
+  a = api.load(str(tmp_path / "full"))[2]
+  b = api.load(str(tmp_path / "resumed"))[2]
   assert_trees_close(a, b, atol=1e-6)
   assert resumed["test_mae"] == pytest.approx(full["test_mae"], abs=1e-4)
 
 
 def test_cli_writes_checkpoints_events_and_results(tmp_path):
   cache = tmp_path.parent / f"{tmp_path.name}_xla"
-  result = run_cli(tmp_path, tiny_overrides(), extra=[f"--compilation_cache={cache}",
+  result = run_cli(tmp_path, {}, extra=[f"--compilation_cache={cache}",
                                                         "--compilation_cache_on_cpu"])
   assert result.returncode == 0, result.stderr[-3000:]
   assert "test MAE" in result.stdout and "always predicting the training mean" in result.stdout
@@ -107,7 +105,7 @@ def test_cli_writes_checkpoints_events_and_results(tmp_path):
   assert any(n.startswith("events.out.tfevents") for n in names), names
   assert {"config.json", "metrics.jsonl", "results.json", "checkpoints"} <= set(names)
   assert os.listdir(tmp_path / "checkpoints") == ["6"]
-  config, model, variables = checkpoint.load(str(tmp_path))
+  config, model, variables = api.load(str(tmp_path))
   logits, _ = model.apply(variables, jnp.zeros((2, 32, 32, 3)), train=False)
   assert logits.shape == (2, config.max_age + 1)
 
@@ -120,8 +118,8 @@ def test_cli_rejects_unknown_config_field(tmp_path):
 
 def test_sigterm_saves_a_checkpoint(tmp_path):
   env = dict(os.environ, JAX_PLATFORMS="cpu")
-  cmd = [sys.executable, "-m", "clustercnn_jax.main", "--config=configs/demo.py",
-         f"--workdir={tmp_path}", *cli_flags(dict(tiny_overrides(), num_train_steps=100000))]
+  cmd = [sys.executable, "-m", "clustercnn_jax.main", f"--config={RUNLOCAL}",
+         f"--workdir={tmp_path}", "--config.num_train_steps=100000"]
   proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
   lines, deadline = [], time.time() + 240
   for line in proc.stderr:
@@ -144,7 +142,7 @@ def test_frozen_backbone_does_not_move(tiny_config, tmp_path):
   init_rng, _ = jax.random.split(jax.random.PRNGKey(tiny_config.seed))  # as train_and_evaluate
   init = train.create_train_state(init_rng, tiny_config, model, 2)
   train.train_and_evaluate(tiny_config, str(tmp_path))
-  trained = checkpoint.load(str(tmp_path))[2]
+  trained = api.load(str(tmp_path))[2]
   assert_trees_close(init.params["backbone"], trained["params"]["backbone"], atol=0)
   assert_trees_close(init.batch_stats, trained["batch_stats"], atol=0)
   moved = np.abs(np.asarray(trained["params"]["head"]["kernel"]) -

@@ -12,11 +12,13 @@ this shard's first index), so a batch is augmented identically however it is
 split over devices.
 """
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import dm_pix as pix
 import jax
 import jax.numpy as jnp
+
+from clustercnn_jax import pretrained
 
 
 def _augment_one(x: jnp.ndarray, key: jax.Array, flip: bool, scale_jitter: float,
@@ -53,3 +55,17 @@ def preprocess(images: jnp.ndarray, rng: jax.Array, *, train: bool, flip: bool,
   start = (height - out_size) // 2
   x = x[:, start:start + out_size, start:start + out_size, :]
   return (x - jnp.asarray(mean, jnp.float32)) / jnp.asarray(std, jnp.float32)
+
+
+def preprocess_for(config: Any, images: jnp.ndarray, rng: jax.Array, train: bool,
+                   example_offset: jnp.ndarray | int = 0) -> jnp.ndarray:
+  """``preprocess`` with the config's settings and the backbone's input normalisation.
+
+  Scale jitter ε belongs to face normalisation: without it (``normalize_faces``
+  False, the whole image stored at the input size) there is no ε.
+  """
+  mean, std = pretrained.input_normalization(config)
+  scale_jitter = config.scale_jitter if config.normalize_faces else 0.0
+  return preprocess(images, rng, train=train, flip=config.flip, mean=mean, std=std,
+                    example_offset=example_offset, out_size=config.image_size,
+                    scale_jitter=scale_jitter, colour_jitter=config.colour_jitter)

@@ -1,4 +1,4 @@
-"""Seeded random train/test splits, by image or by person (subject-exclusive).
+"""Train/test splits: seeded random (by image or by person), or one person held out.
 
 Byte-identical images (UTKFace holds 243 such groups, 498 files) always land on
 the same side: a test face that is also a training face would flatter the MAE.
@@ -7,10 +7,12 @@ the same side: a test face that is also a training face would flatter the MAE.
 import logging
 from typing import Tuple
 
+import ml_collections
+
 import numpy as np
 
 from clustercnn_jax.data.images import digests
-from clustercnn_jax.data.pipeline import ArrayDataset
+from clustercnn_jax.data.dataset import ArrayDataset
 
 
 def random_split(ds: ArrayDataset, seed: int, test_fraction: float = 0.2, max_examples: int = 0,
@@ -38,3 +40,30 @@ def random_split(ds: ArrayDataset, seed: int, test_fraction: float = 0.2, max_ex
       logging.info("Split: %d duplicate images moved to the side of their first copy.", moved)
     is_test = together
   return ds.subset(np.sort(order[~is_test])), ds.subset(np.sort(order[is_test]))
+
+
+def leave_one_person_out(ds: ArrayDataset, person: int) -> Tuple[ArrayDataset, ArrayDataset]:
+  """(everyone else, ``person``): one fold of FG-NET's protocol."""
+  if ds.person_ids is None:
+    raise ValueError("Holding out a person needs person ids; this dataset has none. Use "
+                     "--config.data.split.kind=random.")
+  test = ds.person_ids == person
+  if not test.any():
+    ids = sorted(set(ds.person_ids.tolist()))
+    raise ValueError(f"data.split.test_person={person}: no such person (the dataset has "
+                     f"{len(ids)}, ids {ids[0]}..{ids[-1]}).")
+  return ds.subset(np.nonzero(~test)[0]), ds.subset(np.nonzero(test)[0])
+
+
+KINDS = ("given", "random", "person")
+
+
+def split(ds: ArrayDataset, spec: ml_collections.ConfigDict,
+          max_examples: int = 0) -> Tuple[ArrayDataset, ArrayDataset]:
+  """The split ``spec`` (``config.data.split``) describes: 'random' or 'person'."""
+  if spec.kind == "random":
+    return random_split(ds, spec.seed, spec.test_fraction, max_examples, spec.by_person)
+  if spec.kind == "person":
+    return leave_one_person_out(ds, spec.test_person)
+  raise ValueError(f"data.split.kind={spec.kind!r} does not apply to a built dataset: use "
+                   "'random' or 'person'.")

@@ -1,10 +1,11 @@
 """FG-NET leave one person out: 82 folds, MAE over all 1,002 predictions.
 
   python -m clustercnn_jax.protocols.fgnet_lopo --config=configs/fgnet.py --workdir=/tmp/lopo
+  python -m clustercnn_jax.protocols.fgnet_lopo --config=configs/fgnet.py:frozen ...  # CPU budget
   python -m clustercnn_jax.protocols.fgnet_lopo ... --folds=1-10        # a subset of folds
   python -m clustercnn_jax.protocols.fgnet_lopo ... --aggregate_only     # just the table
 
-Each fold trains in WORKDIR/fold_NN (resumable: an interrupted fold continues
+Fold N sets ``data.split.test_person = N`` and trains in WORKDIR/fold_NN (resumable: an interrupted fold continues
 from its last checkpoint, a finished fold is skipped). After every fold the
 aggregate is recomputed from all finished folds and written to
 WORKDIR/lopo_results.json, .md (tables) and .png (figures).
@@ -20,6 +21,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from clustercnn_jax import cli, losses, plots, train
+from clustercnn_jax.progress import format_seconds
 from clustercnn_jax.protocols import metric_tables, parse_ranges
 
 NUM_PEOPLE = 82
@@ -32,7 +34,8 @@ def define_flags() -> None:
   flags.DEFINE_string("workdir", None, "Protocol directory (one sub-directory per fold).")
   flags.DEFINE_string("folds", "1-82", "Folds (held-out person ids) to run: '1-82', '3,7,9'.")
   flags.DEFINE_bool("aggregate_only", False, "Only recompute the table from finished folds.")
-  config_flags.DEFINE_config_file("config", None, "configs/fgnet.py or a variant.", lock_config=True)
+  config_flags.DEFINE_config_file("config", None, "configs/fgnet.py or a variant "
+                                  "(configs/fgnet.py:frozen).", lock_config=True)
   flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -86,6 +89,9 @@ def main(argv):
   workdir = FLAGS.workdir
   os.makedirs(workdir, exist_ok=True)
   if not FLAGS.aggregate_only:
+    if FLAGS.config.data.split.kind != "person":
+      raise app.UsageError("fgnet_lopo holds out one person per fold: the config needs "
+                           "data.split.kind='person' (configs/fgnet.py sets it).")
     folds = parse_folds(FLAGS.folds)
     todo = [f for f in folds if not os.path.exists(
         os.path.join(fold_dir(workdir, f), "predictions.npz"))]
@@ -94,7 +100,7 @@ def main(argv):
     t0 = time.time()
     for i, fold in enumerate(todo):
       config = FLAGS.config.copy_and_resolve_references()
-      config.fgnet.test_person = fold
+      config.data.split.test_person = fold
       result = train.train_and_evaluate(config, fold_dir(workdir, fold))
       if "stopped_at" in result:  # SIGTERM: the fold resumes on the next run
         return
@@ -103,7 +109,7 @@ def main(argv):
       agg = aggregate(workdir)
       logging.info("fold %d (person %d): MAE %.2f on %d images | %d folds done, running MAE "
                    "%.2f | ETA %s", done, fold, result["test_mae"], result["num_test"],
-                   agg["num_folds"], agg["mae"], train._format_seconds(eta))
+                   agg["num_folds"], agg["mae"], format_seconds(eta))
   agg = aggregate(workdir)
   if agg["finished_folds"]:
     print(markdown(agg))

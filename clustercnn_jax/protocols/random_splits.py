@@ -1,11 +1,12 @@
 """Repeated random 80/20 splits (MORPH II: seeds 0-4, as in the paper): mean and std of MAE.
 
   python -m clustercnn_jax.protocols.random_splits --config=configs/morph.py --workdir=/tmp/morph \\
-      --config.data.manual_dir=/path/to/morph [--seeds=0-4] [--config.morph.subject_exclusive=True]
+      --config.data.manual_dir=/path/to/morph [--seeds=0-4] [--config.data.split.by_person=True]
 
-Works for any dataset whose loader reads a split seed: morph2 (``morph.split_seed``)
-and utkface (``utkface.split_seed``). Each split trains in WORKDIR/split_N and is
-skipped once finished; the summary (JSON and Markdown) is rewritten after each.
+Works for any config with ``data.split.kind='random'`` (morph2, utkface,
+face_age_folder): split N sets ``data.split.seed = N``, trains in
+WORKDIR/split_N and is skipped once finished; the summary (JSON and Markdown)
+is rewritten after each.
 """
 
 import json
@@ -19,7 +20,6 @@ from ml_collections import config_flags
 from clustercnn_jax import cli, losses, plots, train
 from clustercnn_jax.protocols import metric_tables, parse_ranges
 
-SEED_FIELD = {"morph2": "morph", "utkface": "utkface", "utkface_folder": "utkface"}
 FLAGS = flags.FLAGS
 
 
@@ -71,8 +71,9 @@ def main(argv):
   del argv
   cli.setup()
   config0 = FLAGS.config
-  if config0.dataset not in SEED_FIELD:
-    raise app.UsageError(f"random_splits supports {sorted(SEED_FIELD)}, not {config0.dataset!r}.")
+  if config0.data.split.kind != "random":
+    raise app.UsageError(f"random_splits sweeps data.split.seed of a random split; this config's "
+                         f"split is {config0.data.split.kind!r} (use --config.data.split.kind=random).")
   seeds = parse_ranges(FLAGS.seeds)
   for s in seeds:
     split_dir = os.path.join(FLAGS.workdir, f"split_{s}")
@@ -80,7 +81,7 @@ def main(argv):
       logging.info("split %d already finished.", s)
       continue
     config = config0.copy_and_resolve_references()
-    config[SEED_FIELD[config.dataset]].split_seed = s
+    config.data.split.seed = s
     result = train.train_and_evaluate(config, split_dir)
     if "stopped_at" in result:
       return
@@ -89,7 +90,8 @@ def main(argv):
                  len(summary["finished_splits"]), summary["mae_mean"], summary["mae_std"])
   summary = summarise(FLAGS.workdir, seeds)
   if summary["finished_splits"]:
-    print(open(os.path.join(FLAGS.workdir, "splits_results.md")).read())
+    with open(os.path.join(FLAGS.workdir, "splits_results.md")) as f:
+      print(f.read())
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from clustercnn_jax.data.builders import common
 from clustercnn_jax.data.builders.fgnet import Fgnet
 from clustercnn_jax.data.builders.morph import FaceAgeFolder, Morph2
 from clustercnn_jax.data.builders.utkface import Utkface
-from clustercnn_jax.data.pipeline import ArrayDataset
+from clustercnn_jax.data.dataset import ArrayDataset
 
 BUILDERS = {"fgnet": Fgnet, "morph2": Morph2, "utkface": Utkface,
             "face_age_folder": FaceAgeFolder}

@@ -1,9 +1,11 @@
 """What every face-age TFDS builder shares: configs, features, the crop, the build report.
 
-Each example holds a *loose* crop: the eye-normalised square of side
+Each eye-normalised example holds a *loose* crop: the square of side
 alpha * margin * l (``margin`` = 1.25), stored at ``margin * image_size``
 pixels. Training crops the central 1 / margin of it with random scale jitter
-on the device (``data/augment.py``), so the host never decodes twice.
+on the device (``data/preprocess.py``), so the host never decodes twice. The
+un-normalised baseline (``resize<N>``) stores the whole image at N pixels:
+the model sees all of it, and scale jitter (part of normalisation) is off.
 """
 
 import collections
@@ -99,7 +101,15 @@ class CropConfig(tfds.core.BuilderConfig):
 
   @property
   def stored_size(self) -> int:
+    if not self.normalize_faces:
+      return self.image_size
     return int(round(self.image_size * MARGIN))
+
+
+# 1.1.0: the whole image at the input size (1.0.0 stored it 1.25x larger, and training
+# then saw only its central 80%).
+RESIZE_VERSION = tfds.core.Version("1.1.0")
+RESIZE_NOTES = {"1.1.0": "The whole image resized to the input size, no margin."}
 
 
 def crop_configs(sizes: Sequence[int]) -> List[CropConfig]:
@@ -108,6 +118,7 @@ def crop_configs(sizes: Sequence[int]) -> List[CropConfig]:
     out.append(CropConfig(name=f"crop{s}", image_size=s,
                           description=f"Eye-normalised {s}px faces (stored loose)."))
     out.append(CropConfig(name=f"resize{s}", image_size=s, normalize_faces=False,
+                          version=RESIZE_VERSION, release_notes=RESIZE_NOTES,
                           description=f"The un-normalised baseline: whole image resized to {s}px."))
   return out
 
@@ -122,8 +133,9 @@ def crop_config(image_size: int, normalize_faces: bool = True, alpha: float = 2.
   name = f"{kind}{image_size}"
   if normalize_faces and (alpha, eye_height, no_face) != (2.5, 0.4, "centre"):
     name += f"-a{alpha:g}-h{eye_height:g}-{no_face}"
+  versioned = {} if normalize_faces else dict(version=RESIZE_VERSION, release_notes=RESIZE_NOTES)
   return CropConfig(name=name, image_size=image_size, normalize_faces=normalize_faces,
-                    alpha=alpha, eye_height=eye_height, no_face=no_face,
+                    alpha=alpha, eye_height=eye_height, no_face=no_face, **versioned,
                     description=f"{kind} {image_size}px, alpha {alpha}, eyes at {eye_height}.")
 
 
@@ -253,10 +265,12 @@ def build(builder_cls, config: "str | CropConfig", data_dir: str, manual_dir: st
   builder = builder_cls(config=config, data_dir=data_dir, file_format="array_record",
                         **builder_kwargs)
   if not builder.is_prepared():
-    if not manual_dir or not os.path.isdir(manual_dir):
+    if not manual_dir or not os.path.isdir(manual_dir) or not os.listdir(manual_dir):
+      state = "is empty" if manual_dir and os.path.isdir(manual_dir) else "does not exist"
       raise MissingManualDataError(
           f"{builder.name}/{config_name} is not built in {data_dir!r} and the manual "
-          f"directory {manual_dir!r} does not exist.\n{builder.MANUAL_DOWNLOAD_INSTRUCTIONS}")
+          f"directory {manual_dir!r} {state} (--config.data.manual_dir).\n"
+          f"{builder.MANUAL_DOWNLOAD_INSTRUCTIONS}")
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
     report = getattr(builder, "build_report", None)

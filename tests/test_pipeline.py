@@ -1,9 +1,9 @@
-"""The grain pipeline: per-device shapes, every example once per epoch, resumable state."""
+"""The input pipeline: per-device shapes, every example once per epoch, resumable state."""
 
 import numpy as np
 
-from clustercnn_jax.data import grain_pipeline
-from clustercnn_jax.data.pipeline import ArrayDataset
+from clustercnn_jax.data import pipeline
+from clustercnn_jax.data.dataset import ArrayDataset
 
 
 def dataset(n=20):
@@ -12,7 +12,7 @@ def dataset(n=20):
 
 
 def test_batches_have_pmap_shape_and_cover_an_epoch():
-  loader = grain_pipeline.train_loader(dataset(), global_batch=10, num_devices=2, seed=0)
+  loader = pipeline.train_loader(dataset(), global_batch=10, num_devices=2, seed=0)
   it = iter(loader)
   first, second = next(it), next(it)
   assert first["images"].shape == (2, 5, 4, 4, 3) and first["ages"].shape == (2, 5)
@@ -22,13 +22,13 @@ def test_batches_have_pmap_shape_and_cover_an_epoch():
 
 
 def test_recorded_states_resume_exactly_even_when_read_ahead():
-  loader = lambda: grain_pipeline.train_loader(dataset(), global_batch=4, num_devices=1, seed=3)
-  reference = [b["ages"] for b, _ in zip(grain_pipeline.GrainBatches(loader()), range(8))]
-  batches = grain_pipeline.GrainBatches(loader())
+  loader = lambda: pipeline.train_loader(dataset(), global_batch=4, num_devices=1, seed=3)
+  reference = [b["ages"] for b, _ in zip(pipeline.GrainBatches(loader()), range(8))]
+  batches = pipeline.GrainBatches(loader())
   for _ in range(5):  # the consumer took 3 batches; 2 more were prefetched
     next(batches)
   state_after_3 = list(batches.states)[2]
-  resumed = grain_pipeline.GrainBatches(loader(), state_after_3)
+  resumed = pipeline.GrainBatches(loader(), state_after_3)
   for k in range(3, 8):
     np.testing.assert_array_equal(next(resumed)["ages"], reference[k])
 
@@ -38,15 +38,15 @@ def test_worker_processes_are_seeded_cover_epochs_and_resume():
   the shuffled records, so the order depends on the worker count (not on timing): for a
   given count it is reproducible, examples are drawn epoch by epoch, and a
   recorded state resumes exactly."""
-  loader = lambda: grain_pipeline.train_loader(dataset(), global_batch=4, num_devices=2,
+  loader = lambda: pipeline.train_loader(dataset(), global_batch=4, num_devices=2,
                                                seed=5, worker_count=2)
-  reference = [b["ages"] for b, _ in zip(grain_pipeline.GrainBatches(loader()), range(10))]
+  reference = [b["ages"] for b, _ in zip(pipeline.GrainBatches(loader()), range(10))]
   assert reference[0].shape == (2, 2)
   # Two epochs' worth of batches: every example exactly twice.
   assert np.bincount(np.concatenate(reference).ravel().astype(int)).tolist() == [2] * 20
-  batches = grain_pipeline.GrainBatches(loader())
+  batches = pipeline.GrainBatches(loader())
   for k in range(4):
     np.testing.assert_array_equal(next(batches)["ages"], reference[k])
-  resumed = grain_pipeline.GrainBatches(loader(), list(batches.states)[1])
+  resumed = pipeline.GrainBatches(loader(), list(batches.states)[1])
   for k in range(2, 10):
     np.testing.assert_array_equal(next(resumed)["ages"], reference[k])

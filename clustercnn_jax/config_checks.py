@@ -1,0 +1,36 @@
+"""Checks a config before any work starts: a misspelt choice fails in a second, not an hour in."""
+
+import ml_collections
+
+from clustercnn_jax import data, models, optimizers
+from clustercnn_jax.data import splits
+
+NO_FACE = ("centre", "skip")
+
+
+def _choice(value, allowed, field: str) -> None:
+  if value not in allowed:
+    raise ValueError(f"config.{field}={value!r}: use one of {list(allowed)} "
+                     f"(--config.{field}=...).")
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError naming the field and its allowed values."""
+  _choice(config.data.name, data.DATASETS, "data.name")
+  _choice(config.data.split.kind, splits.KINDS, "data.split.kind")
+  if config.data.name == "synthetic" and config.data.split.kind != "given":
+    raise ValueError("Synthetic faces come with their own train and test sets: use "
+                     "--config.data.split.kind=given.")
+  if config.data.name != "synthetic" and config.data.split.kind == "given":
+    raise ValueError(f"{config.data.name} has no given split: use "
+                     "--config.data.split.kind=random (or person).")
+  if not 0.0 < config.data.split.test_fraction < 1.0:
+    raise ValueError(f"config.data.split.test_fraction={config.data.split.test_fraction}: "
+                     "use a fraction between 0 and 1.")
+  _choice(config.face.no_face, NO_FACE, "face.no_face")
+  _choice(config.optimizer, optimizers.OPTIMIZERS, "optimizer")
+  _choice(config.lr_schedule, optimizers.SCHEDULES, "lr_schedule")
+  _choice(config.model.backbone, sorted(models.BACKBONES), "model.backbone")
+  if config.model.cached_features and not config.model.freeze_backbone:
+    raise ValueError("model.cached_features=True needs --config.model.freeze_backbone=True: "
+                     "features of a backbone that is being trained change every step.")

@@ -1,0 +1,40 @@
+"""The optimiser and its learning-rate schedule, as the config describes them."""
+
+import ml_collections
+import optax
+
+SCHEDULES = ("constant", "cosine")
+OPTIMIZERS = ("adam", "sgd")
+
+
+def learning_rate_schedule(config: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule:
+  """``lr_schedule`` ('constant' or 'cosine' decay), after ``warmup_steps`` of linear warm-up."""
+  lr = config.learning_rate
+  if config.lr_schedule == "constant":
+    main = optax.constant_schedule(lr)
+  elif config.lr_schedule == "cosine":
+    main = optax.cosine_decay_schedule(lr, max(total_steps - config.warmup_steps, 1))
+  else:
+    raise ValueError(f"Unknown lr_schedule {config.lr_schedule!r}; use one of {SCHEDULES}.")
+  if config.warmup_steps <= 0:
+    return main
+  warmup = optax.linear_schedule(0.0, lr, config.warmup_steps)
+  return optax.join_schedules([warmup, main], [config.warmup_steps])
+
+
+def make_optimizer(config: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
+  """Adam (AdamW with ``weight_decay``) or SGD; a frozen backbone gets zero updates."""
+  schedule = learning_rate_schedule(config, total_steps)
+  if config.optimizer == "adam":
+    tx = optax.adamw(schedule, weight_decay=config.weight_decay) if config.weight_decay \
+        else optax.adam(schedule)
+  elif config.optimizer == "sgd":
+    tx = optax.sgd(schedule, momentum=config.sgd_momentum, nesterov=False)
+    if config.weight_decay:
+      tx = optax.chain(optax.add_decayed_weights(config.weight_decay), tx)
+  else:
+    raise ValueError(f"Unknown optimizer {config.optimizer!r}; use one of {OPTIMIZERS}.")
+  if config.model.freeze_backbone:
+    label = lambda params: {k: "frozen" if k == "backbone" else "train" for k in params}
+    tx = optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, label)
+  return tx

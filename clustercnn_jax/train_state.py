@@ -1,0 +1,49 @@
+"""The training state (parameters, BatchNorm statistics, centroids, optimiser) and its start."""
+
+import logging
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+from flax.training import train_state
+
+from clustercnn_jax import optimizers, pretrained
+from clustercnn_jax.models.model import AgeModel
+
+
+class TrainState(train_state.TrainState):
+  batch_stats: Any
+  clusters: Any  # the cluster module's centroids and counters (a mutable collection)
+
+
+def create_train_state(rng: jax.Array, config: ml_collections.ConfigDict, model: AgeModel,
+                       total_steps: int, load_pretrained: bool = True) -> TrainState:
+  """Fresh parameters (ImageNet backbone if ``config.pretrained`` and ``load_pretrained``);
+  centroids are zeros until k-means++ fills them.
+
+  ``load_pretrained=False`` gives the same structure without reading the
+  weights file: for a state that a checkpoint restore will overwrite.
+  """
+  shape = (1, config.image_size, config.image_size, 3)
+  variables = flax.core.unfreeze(model.init({"params": rng, "dropout": rng, "cluster": rng},
+                                            jnp.zeros(shape, jnp.float32), train=False))
+  if config.pretrained and load_pretrained:
+    template = {c: variables[c]["backbone"] for c in ("params", "batch_stats")}
+    loaded = pretrained.load_backbone_variables(config.model.backbone, config.pretrained,
+                                                template)
+    for c, v in loaded.items():
+      variables[c]["backbone"] = jax.tree_util.tree_map(jnp.asarray, v)
+    logging.info("Backbone %s initialised from %s.", config.model.backbone,
+                 pretrained.resolve(config.model.backbone, config.pretrained))
+  return TrainState.create(apply_fn=model.apply, params=variables["params"],
+                           tx=optimizers.make_optimizer(config, total_steps),
+                           batch_stats=variables.get("batch_stats", {}),
+                           clusters=variables.get("clusters", {}))
+
+
+def abstract_train_state(config: ml_collections.ConfigDict, model: AgeModel) -> TrainState:
+  """The state's structure, shapes and dtypes only: a target to restore a checkpoint into."""
+  return jax.eval_shape(lambda: create_train_state(jax.random.PRNGKey(0), config, model,
+                                                   total_steps=1, load_pretrained=False))

@@ -1,0 +1,59 @@
+"""Configs as data: variants are arguments of one file, and bad choices fail before any work."""
+
+import pytest
+
+from clustercnn_jax import config_checks, train
+from configs import default, demo, fgnet, morph, utkface
+
+
+def test_parse_arg_switches_values_and_unknown_names():
+  arg = default.parse_arg("frozen, k=3", frozen=False, runlocal=False, k=5)
+  assert arg.frozen and not arg.runlocal and arg.k == 3
+  assert default.parse_arg(None, frozen=False).frozen is False
+  with pytest.raises(ValueError, match="Unknown config argument 'frozn'.*frozen"):
+    default.parse_arg("frozn", frozen=False)
+
+
+@pytest.mark.parametrize("module,arg", [(demo, None), (demo, "runlocal"), (fgnet, None),
+                                        (fgnet, "frozen"), (fgnet, "runlocal"), (morph, None),
+                                        (utkface, None), (utkface, "frozen")])
+def test_every_config_and_variant_is_valid(module, arg):
+  config_checks.validate(module.get_config(arg))
+
+
+def test_variants_do_not_inherit_what_they_do_not_use():
+  frozen = fgnet.get_config("frozen")
+  assert frozen.model.backbone == "efficientnet_lite0"
+  assert frozen.model.backbone_kwargs.to_dict() == {}  # no GoogLeNet depth to undo
+  assert frozen.model.cached_features and frozen.model.freeze_backbone
+  assert fgnet.get_config().model.backbone_kwargs.depth == 0.5
+  assert fgnet.get_config().data.split.kind == "person"
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("optimizer", "adamw", "optimizer='adamw'"),
+    ("lr_schedule", "linear", "lr_schedule"),
+    ("model.backbone", "resnet", "model.backbone"),
+    ("data.name", "imdb", "data.name"),
+    ("data.split.kind", "fold", "data.split.kind"),
+    ("face.no_face", "drop", "face.no_face"),
+])
+def test_bad_choices_fail_before_any_work(tiny_config, tmp_path, field, value, match):
+  node = tiny_config
+  *path, leaf = field.split(".")
+  for p in path:
+    node = node[p]
+  node[leaf] = value
+  with pytest.raises(ValueError, match=match):
+    train.train_and_evaluate(tiny_config, str(tmp_path))
+  assert not (tmp_path / "checkpoints").exists()
+
+
+def test_split_kind_must_fit_the_dataset(tiny_config):
+  tiny_config.data.split.kind = "random"
+  with pytest.raises(ValueError, match="kind=given"):
+    config_checks.validate(tiny_config)
+  config = utkface.get_config()
+  config.data.split.kind = "given"
+  with pytest.raises(ValueError, match="kind=random"):
+    config_checks.validate(config)
