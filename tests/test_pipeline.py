@@ -33,20 +33,32 @@ def test_recorded_states_resume_exactly_even_when_read_ahead():
     np.testing.assert_array_equal(next(resumed)["ages"], reference[k])
 
 
-def test_worker_processes_are_seeded_cover_epochs_and_resume():
-  """grain_workers > 0 decodes in child processes. Each worker batches its own share of
-  the shuffled records, so the order depends on the worker count (not on timing): for a
-  given count it is reproducible, examples are drawn epoch by epoch, and a
+def test_worker_processes_give_the_same_order_and_resume():
+  """grain_workers > 0 reads batches in child processes; each record is a whole batch, so
+  the order is the same as with no workers, examples are drawn epoch by epoch, and a
   recorded state resumes exactly."""
-  loader = lambda: pipeline.train_loader(dataset(), global_batch=4, num_devices=2,
-                                               seed=5, worker_count=2)
-  reference = [b["ages"] for b, _ in zip(pipeline.GrainBatches(loader()), range(10))]
+  loader = lambda workers: pipeline.train_loader(dataset(), global_batch=4, num_devices=2,
+                                                 seed=5, worker_count=workers)
+  reference = [b["ages"] for b, _ in zip(pipeline.GrainBatches(loader(0)), range(10))]
+  with_workers = [b["ages"] for b, _ in zip(pipeline.GrainBatches(loader(2)), range(10))]
   assert reference[0].shape == (2, 2)
+  for a, b in zip(reference, with_workers):
+    np.testing.assert_array_equal(a, b)
   # Two epochs' worth of batches: every example exactly twice.
   assert np.bincount(np.concatenate(reference).ravel().astype(int)).tolist() == [2] * 20
-  batches = pipeline.GrainBatches(loader())
+  batches = pipeline.GrainBatches(loader(2))
   for k in range(4):
     np.testing.assert_array_equal(next(batches)["ages"], reference[k])
-  resumed = pipeline.GrainBatches(loader(), list(batches.states)[1])
+  resumed = pipeline.GrainBatches(loader(2), list(batches.states)[1])
   for k in range(2, 10):
     np.testing.assert_array_equal(next(resumed)["ages"], reference[k])
+
+
+def test_hosts_read_disjoint_slices_of_the_same_global_batch():
+  one = pipeline.BatchSource(dataset(), global_batch=8, num_devices=1, seed=2)
+  hosts = [pipeline.BatchSource(dataset(), 8, 1, 2, process_index=i, process_count=2)
+           for i in range(2)]
+  for step in (0, 1, 2, 5):
+    parts = [h[step]["ages"].ravel() for h in hosts]
+    assert not set(parts[0]) & set(parts[1])
+    assert sorted(np.concatenate(parts)) == sorted(one[step]["ages"].ravel())
