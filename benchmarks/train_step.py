@@ -9,6 +9,11 @@ for a frozen backbone, the step on images with the step on cached features
 (``model.cached_features``):
 
   python benchmarks/train_step.py --backbone=efficientnet_lite0 --image_size=112 --batch_size=64 --frozen
+
+With --depthwise it compares, for a depthwise backbone, XLA's grouped
+convolution with the shifted-slices formulation (``layers.DepthwiseConv``):
+
+  python benchmarks/train_step.py --backbone=mobilenet_v2 --image_size=112 --batch_size=32 --depthwise
 """
 
 import argparse
@@ -65,10 +70,15 @@ def time_step(config, steps, warmup):
 
 
 def compare(config, args, field, labels):
-  """Median step time for each value of ``config.model.<field>`` (a dict value -> label)."""
+  """Median step time for each value of ``config.model.<field>`` (a dict value -> label);
+  ``field`` may be dotted ('backbone_kwargs.depthwise_impl')."""
   times = {}
+  *path, leaf = field.split(".")
+  node = config.model
+  for p in path:
+    node = node[p]
   for value, label in labels.items():
-    config.model[field] = value
+    node[leaf] = value
     compile_s, times[value] = time_step(config, args.steps, args.warmup)
     print(f"  {label}: compile {compile_s:6.1f}s  step {times[value] * 1e3:8.1f} ms  "
           f"{args.batch_size / times[value]:8.1f} img/s")
@@ -86,6 +96,8 @@ def main():
   p.add_argument("--bfloat16", action="store_true")
   p.add_argument("--frozen", action="store_true",
                  help="frozen backbone: step on images vs step on cached features")
+  p.add_argument("--depthwise", action="store_true",
+                 help="depthwise convolutions: grouped convolution vs shifted slices")
   args = p.parse_args()
   config = default.get_config()
   config.model.backbone = args.backbone
@@ -95,7 +107,11 @@ def main():
   config.half_precision = args.bfloat16
   print(f"{jax.devices()[0].device_kind} x{jax.local_device_count()}, {args.backbone}, "
         f"{args.image_size}px, batch {args.batch_size}, {'bf16' if args.bfloat16 else 'f32'}")
-  if args.frozen:
+  if args.depthwise:
+    t = compare(config, args, "backbone_kwargs.depthwise_impl",
+                {"grouped": "grouped convolution", "slices": "shifted slices     "})
+    print(f"  speed-up of shifted slices: {t['grouped'] / t['slices']:.2f}x")
+  elif args.frozen:
     config.model.freeze_backbone = True
     t = compare(config, args, "cached_features", {False: "images         ",
                                                    True: "cached features"})

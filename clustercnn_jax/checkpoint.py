@@ -39,6 +39,12 @@ def manager(workdir: str, config: ml_collections.ConfigDict) -> ocp.CheckpointMa
                                options=options)
 
 
+def has_checkpoint(workdir: str) -> bool:
+  """Whether ``workdir`` holds a finished checkpoint (a run there resumes)."""
+  d = os.path.join(workdir, CHECKPOINT_DIR)
+  return os.path.isdir(d) and any(n.isdigit() for n in os.listdir(d))
+
+
 def save(mngr: ocp.CheckpointManager, state: Any, data_state: Any = None, *,
          wait: bool = False) -> None:
   """Saves an unreplicated TrainState at its own step (a no-op if already saved), and

@@ -19,8 +19,16 @@ Read next to the paper:
   paper's per-example rule u <- 0.999 u + 0.001 x gives when applied n_c times
   to examples near x̄_c, so the drift per epoch does not depend on batch size;
 * S_w = mean_b ||x_b - u_{c_b}||, S_b = mean over pairs c != c' of
-  ||u_c - u_c'||. S_b is a constant for the gradient (centroids are not
-  parameters); S_w's gradient reaches the backbone through x.
+  ||u_c - u_c'||. S_w's gradient reaches the backbone through x. The paper
+  minimises S_w / S_b to *maximise the margins* between clusters, but the
+  centroids are not parameters, so S_b on the centroids before the step has no
+  gradient at all. Our reading: in training, S_b is taken on the centroids
+  *after* this step's momentum update, u_c + (1 - a)(x̄_c - u_c), which depend
+  on the batch means x̄_c; its gradient then pushes each cluster's examples
+  away from the other clusters (scaled by 1 - a, about n_c / 1000). The stored
+  centroids are the same update without gradient. In evaluation S_b is taken
+  on the stored centroids. (With a frozen backbone nothing upstream of x
+  learns, so the whole S_w / S_b term has no gradient either way.)
 
 Dead clusters: ``idle_steps`` counts the training steps since a cluster last
 received an example. Once it exceeds ``reseed_after`` the cluster (the
@@ -100,18 +108,24 @@ class ClusterModule(nn.Module):
 
     dist_assigned = jnp.sqrt(jnp.sum(onehot * d2, axis=-1) + self.eps)  # (B,)
     s_w = jnp.mean(dist_assigned)
-    s_b = between_cluster_distance(u, self.eps)
     counts = jnp.sum(onehot, axis=0)
     if self.axis_name is not None and train:
       counts_global = jax.lax.psum(counts, self.axis_name)
     else:
       counts_global = counts
 
-    if train and self.is_mutable_collection(CLUSTERS) and not self.is_initializing():
-      sums = onehot.T @ jax.lax.stop_gradient(x)  # (k, D)
+    if train:
+      # S_b on this step's updated centroids: differentiable through the batch means.
+      sums = onehot.T @ x  # (k, D)
       if self.axis_name is not None:
         sums = jax.lax.psum(sums, self.axis_name)
-      new_u = momentum_update(u, sums, counts_global, self.momentum)
+      s_b = between_cluster_distance(momentum_update(u, sums, counts_global, self.momentum),
+                                     self.eps)
+    else:
+      s_b = between_cluster_distance(u, self.eps)
+
+    if train and self.is_mutable_collection(CLUSTERS) and not self.is_initializing():
+      new_u = momentum_update(u, jax.lax.stop_gradient(sums), counts_global, self.momentum)
       idle = jnp.where(counts_global > 0, 0, idle_steps.value + 1)
       new_u, idle = self._reseed(new_u, idle, jax.lax.stop_gradient(x),
                                  jax.lax.stop_gradient(dist_assigned))

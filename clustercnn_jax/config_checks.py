@@ -2,7 +2,7 @@
 
 import ml_collections
 
-from clustercnn_jax import data, models, optimizers
+from clustercnn_jax import data, models, optimizers, pretrained
 from clustercnn_jax.data import splits
 
 NO_FACE = ("centre", "skip")
@@ -14,8 +14,10 @@ def _choice(value, allowed, field: str) -> None:
                      f"(--config.{field}=...).")
 
 
-def validate(config: ml_collections.ConfigDict) -> None:
-  """Raises ValueError naming the field and its allowed values."""
+def validate(config: ml_collections.ConfigDict, *, need_weights: bool = True) -> None:
+  """Raises ValueError naming the field and its allowed values, or FileNotFoundError for
+  pretrained weights that are not there (only checked with ``need_weights``: a resumed
+  run restores its weights from the checkpoint)."""
   _choice(config.data.name, data.DATASETS, "data.name")
   _choice(config.data.split.kind, splits.KINDS, "data.split.kind")
   if config.data.name == "synthetic" and config.data.split.kind != "given":
@@ -31,6 +33,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _choice(config.optimizer, optimizers.OPTIMIZERS, "optimizer")
   _choice(config.lr_schedule, optimizers.SCHEDULES, "lr_schedule")
   _choice(config.model.backbone, sorted(models.BACKBONES), "model.backbone")
+  if config.pretrained:
+    pretrained.weights_for(config.model.backbone)  # ValueError: no ImageNet weights known
+    if need_weights:
+      pretrained.resolve(config.model.backbone, config.pretrained)  # says where to get them
   if config.model.cached_features and not config.model.freeze_backbone:
     raise ValueError("model.cached_features=True needs --config.model.freeze_backbone=True: "
                      "features of a backbone that is being trained change every step.")

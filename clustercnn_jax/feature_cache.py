@@ -5,8 +5,8 @@ running the backbone at every step is wasted work: ``model.cached_features``
 runs it once per image and trains the cluster module and head on the stored
 vectors. On a CPU this turns the 82 FG-NET folds from days into minutes.
 
-The cache is content-addressed: one file per backbone (its name, settings,
-input size and normalisation, and a digest of its weights), holding the SHA-1
+The cache is content-addressed: one file per backbone (its name and revision,
+settings, input size and normalisation, and a digest of its weights), holding the SHA-1
 of each image's bytes and that image's features. Every fold of a protocol,
 every split and every rerun therefore reuses what any of them computed.
 """
@@ -23,7 +23,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from clustercnn_jax import pretrained
+from clustercnn_jax import models, pretrained
 from clustercnn_jax.data.dataset import ArrayDataset
 from clustercnn_jax.data.images import digests as image_digests
 from clustercnn_jax.data.preprocess import preprocess_for
@@ -118,7 +118,8 @@ def feature_datasets(state: Any, model: AgeModel, config: ml_collections.ConfigD
               "batch_stats": {"backbone": state.batch_stats.get("backbone", {})}}
   m = config.model
   key = cache_key(
-      (m.backbone, sorted(m.backbone_kwargs.to_dict().items()), config.image_size,
+      (m.backbone, models.revision(m.backbone), sorted(m.backbone_kwargs.to_dict().items()),
+       config.image_size,
        tuple(map(tuple, pretrained.input_normalization(config))), config.half_precision),
       weights_digest(backbone))
 

@@ -44,7 +44,6 @@ def train_step(state: TrainState, batch: Dict[str, jnp.ndarray], rng: jax.Array,
   cached = config.model.cached_features
   images = batch["images"] if cached else preprocess_for(config, batch["images"], aug_rng, True,
                                                          example_offset=offset)
-  dropout_rng = jax.random.fold_in(dropout_rng, jax.lax.axis_index(AXIS))
 
   def loss_fn(params):
     variables = {"params": params, "batch_stats": state.batch_stats, "clusters": state.clusters}
@@ -87,16 +86,20 @@ def eval_step(state: TrainState, batch: Dict[str, jnp.ndarray], *, model: AgeMod
 
 def compute_features(state: TrainState, model: AgeModel, ds: ArrayDataset,
                      config: ml_collections.ConfigDict) -> np.ndarray:
-  """Backbone features of every example of ``ds`` (batch statistics, as in training)."""
+  """Backbone features of every example of ``ds``, in inference mode.
+
+  BatchNorm uses its running statistics, so each example's features depend on
+  that example alone: the repeated examples that pad the last batch change
+  nothing (with batch statistics they would skew the real ones).
+  """
   if config.model.cached_features:  # ds already holds them
     return np.asarray(ds.images, np.float32)
 
   @jax.jit
   def embed(images):
     x = preprocess_for(config, images, jax.random.PRNGKey(0), False)
-    feats, _ = model.apply({"params": state.params, "batch_stats": state.batch_stats}, x,
-                           train=True, method=AgeModel.embed, mutable=["batch_stats"])
-    return feats
+    return model.apply({"params": state.params, "batch_stats": state.batch_stats}, x,
+                       train=False, method=AgeModel.embed)
 
   out = []
   for batch in pipeline.eval_batches(ds, config.batch_size, 1):
@@ -183,7 +186,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   a preemption would; the same call again resumes. Returns the final metrics
   (or ``{'stopped_at': step}`` when stopped early).
   """
-  config_checks.validate(config)
+  config_checks.validate(config, need_weights=not checkpoint.has_checkpoint(workdir))
   num_devices = jax.local_device_count()
   _check_batch(config, jax.device_count())
   is_chief = jax.process_index() == 0

@@ -77,7 +77,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.kmeans_examples = 5000
   config.kmeans_iterations = 10
 
-  # Loss: λ·CE + (1 − λ)·L1 + γ·S_w/S_b.
+  # Loss: λ·CE + (1 − λ)·L1 + γ·S_w/S_b. The paper gives neither λ nor γ: 0.5 and 0.1
+  # are our choices, not the paper's.
   config.loss = ml_collections.ConfigDict(dict(ce_weight=0.5, sw_sb_weight=0.1))
 
   # Optimisation.
@@ -97,6 +98,13 @@ def get_config() -> ml_collections.ConfigDict:
   config.checkpoint_every_steps = 500
   config.keep_checkpoints = 3
   return config
+
+
+# torchvision's ImageNet GoogLeNet, which the paper's configs start from (Table 2 reports
+# pretrained networks). It is a download (https://download.pytorch.org/models/
+# googlenet-1378be20.pth), so users put it here once or pass --config.pretrained=PATH;
+# --config.pretrained='' trains from random weights.
+GOOGLENET_WEIGHTS = "~/.cache/clustercnn_jax/weights/googlenet-1378be20.pth"
 
 
 def parse_arg(arg: Optional[str], **defaults: Any) -> ml_collections.ConfigDict:

@@ -1,6 +1,8 @@
 """FG-NET, leave one person out (82 folds), k = 5.
 
-  configs/fgnet.py            the paper's setting: half-depth GoogLeNet on 72x72 faces
+  configs/fgnet.py            the paper's setting: half-depth ImageNet GoogLeNet on 72x72
+                              faces (torchvision's googlenet-1378be20.pth in
+                              ~/.cache/clustercnn_jax/weights/ or --config.pretrained=PATH)
   configs/fgnet.py:frozen     on a CPU budget: frozen ImageNet EfficientNet-Lite0 at 112 px,
                               its features cached, only the cluster module and head train
   configs/fgnet.py:runlocal   a tiny CNN and a two-step run, for tests
@@ -48,4 +50,5 @@ def get_config(arg=None):
     config.image_size = 72
     config.model.backbone = "googlenet"
     config.model.backbone_kwargs.depth = 0.5
+    config.pretrained = default.GOOGLENET_WEIGHTS  # ImageNet, as in the paper
   return config

@@ -3,7 +3,9 @@
 Built from your copy of album 2 (--config.data.manual_dir); one run is the 80/20
 split of ``data.split.seed``; protocols/random_splits.py runs the paper's five.
 ``--config.data.split.by_person=True`` makes the split subject-exclusive. The
-paper's numbers start from ImageNet weights (--config.pretrained).
+paper's numbers start from ImageNet weights: put torchvision's googlenet-1378be20.pth
+in ~/.cache/clustercnn_jax/weights/ or pass --config.pretrained=PATH
+(--config.pretrained='' trains from random weights).
 """
 
 from configs import default
@@ -18,6 +20,7 @@ def get_config(arg=None):
   config.image_size = 128
   config.max_age = 100
   config.model.backbone = "googlenet"
+  config.pretrained = default.GOOGLENET_WEIGHTS  # ImageNet, as in the paper
   config.model.num_clusters = 5
   config.model.momentum = 0.999
   config.kmeans_examples = 5000

@@ -169,3 +169,25 @@ def test_small_k(k):
   variables = module.init(jax.random.PRNGKey(0), x, train=False)
   v, aux = module.apply(variables, x, train=False)
   assert v.shape == (3, F) and np.isfinite(float(aux["s_w"] / aux["s_b"]))
+
+
+def test_s_b_in_training_is_taken_on_the_updated_centroids_and_has_a_gradient():
+  """Our reading of 'maximise the margins': S_b on u + (1 - a)(x̄_c - u), a function of x."""
+  module, variables, x, u = setup(momentum=0.9)
+  nearest = np.argmin(((x[:, None] - u[None]) ** 2).sum(-1), -1)
+  aux = module.apply(variables, jnp.asarray(x), train=True, mutable=["clusters"])[0][1]
+  np.testing.assert_allclose(aux["s_b"], np_s_b(np_momentum(u, x, nearest, 0.9)), rtol=1e-5)
+  _, eval_aux = module.apply(variables, jnp.asarray(x), train=False)
+  np.testing.assert_allclose(eval_aux["s_b"], np_s_b(u), rtol=1e-5)  # stored centroids
+
+  def s_b(x):
+    (_, aux), _ = module.apply(variables, x, train=True, mutable=["clusters"])
+    return aux["s_b"]
+
+  g = np.asarray(jax.grad(s_b)(jnp.asarray(x)))
+  assert np.abs(g).sum() > 0
+  # Finite differences along a random direction.
+  d = np.random.default_rng(3).normal(size=x.shape).astype(np.float32)
+  h = 1e-2
+  numeric = (float(s_b(jnp.asarray(x + h * d))) - float(s_b(jnp.asarray(x - h * d)))) / (2 * h)
+  np.testing.assert_allclose(numeric, float(np.sum(g * d)), rtol=2e-2, atol=1e-5)

@@ -18,7 +18,7 @@ def test_parse_arg_switches_values_and_unknown_names():
                                         (fgnet, "frozen"), (fgnet, "runlocal"), (morph, None),
                                         (utkface, None), (utkface, "frozen")])
 def test_every_config_and_variant_is_valid(module, arg):
-  config_checks.validate(module.get_config(arg))
+  config_checks.validate(module.get_config(arg), need_weights=False)
 
 
 def test_variants_do_not_inherit_what_they_do_not_use():
@@ -57,3 +57,13 @@ def test_split_kind_must_fit_the_dataset(tiny_config):
   config.data.split.kind = "given"
   with pytest.raises(ValueError, match="kind=random"):
     config_checks.validate(config)
+
+
+def test_paper_configs_ask_for_imagenet_googlenet_and_say_where_it_comes_from(tmp_path):
+  for config in (morph.get_config(), fgnet.get_config()):
+    assert config.model.backbone == "googlenet" and config.pretrained
+    config.pretrained = str(tmp_path / "googlenet-1378be20.pth")
+    with pytest.raises(FileNotFoundError) as e:
+      train.train_and_evaluate(config, str(tmp_path / "w"))
+    assert "download.pytorch.org/models/googlenet-1378be20.pth" in str(e.value)
+    assert "--config.pretrained=''" in str(e.value)  # how to train from scratch instead

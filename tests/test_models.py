@@ -5,7 +5,7 @@ import pytest
 
 from clustercnn_jax import models
 from clustercnn_jax.models.googlenet import GoogLeNet
-from clustercnn_jax.models.layers import max_pool_ceil
+from clustercnn_jax.models.layers import DepthwiseConv, max_pool_ceil, same_padding
 
 
 def param_count(module, size):
@@ -59,3 +59,53 @@ def test_registry():
     models.get_backbone("resnet9")
   custom = models.get_backbone("mine", registry={"mine": models.SmallCNN}, widths=(4,))
   assert custom.widths == (4,)
+
+
+# --- Depthwise convolutions: shifted slices against XLA's grouped convolution -----------
+
+@pytest.mark.parametrize("size", [7, 8])
+@pytest.mark.parametrize("kernel,stride", [(3, 1), (3, 2), (5, 1), (5, 2)])
+@pytest.mark.parametrize("padding", ["SAME", "SYMMETRIC"])
+def test_depthwise_slices_equal_the_grouped_convolution(size, kernel, stride, padding):
+  """Same parameters, same outputs and same gradients (input and kernel) to 1e-5."""
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, size, size, 6))
+  fast = DepthwiseConv(kernel, stride, padding=padding, impl="slices")
+  ref = DepthwiseConv(kernel, stride, padding=padding, impl="grouped")
+  params = fast.init(jax.random.PRNGKey(1), x)
+  assert jax.tree_util.tree_map(jnp.shape, params) == \
+      jax.tree_util.tree_map(jnp.shape, ref.init(jax.random.PRNGKey(1), x))
+  w = jax.random.normal(jax.random.PRNGKey(2), fast.apply(params, x).shape)
+  loss = lambda m: lambda p, x: jnp.sum(m.apply(p, x) * w)
+  np.testing.assert_allclose(fast.apply(params, x), ref.apply(params, x), atol=1e-5)
+  g_fast = jax.grad(loss(fast), argnums=(0, 1))(params, x)
+  g_ref = jax.grad(loss(ref), argnums=(0, 1))(params, x)
+  for a, b in zip(jax.tree_util.tree_leaves(g_fast), jax.tree_util.tree_leaves(g_ref)):
+    np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-5)
+
+
+def test_depthwise_symmetric_equals_the_former_flax_grouped_conv():
+  """The formulation MobileNetV2 used before: nn.Conv with feature_group_count, pad (k-1)/2."""
+  import flax.linen as nn
+
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 9, 9, 4))
+  old = nn.Conv(4, (3, 3), (2, 2), padding=[(1, 1)] * 2, feature_group_count=4, use_bias=False)
+  params = old.init(jax.random.PRNGKey(1), x)
+  new = DepthwiseConv(3, 2, padding="SYMMETRIC", impl="slices")
+  assert jax.tree_util.tree_map(jnp.shape, new.init(jax.random.PRNGKey(1), x)) == \
+      jax.tree_util.tree_map(jnp.shape, params)
+  np.testing.assert_allclose(new.apply(params, x), old.apply(params, x), atol=1e-5)
+
+
+@pytest.mark.parametrize("size,kernel,stride,expected", [
+    (224, 3, 2, (0, 1)), (112, 5, 2, (1, 2)), (7, 5, 2, (2, 2)), (14, 3, 1, (1, 1)),
+    (15, 3, 2, (1, 1))])
+def test_same_padding_is_tensorflows(size, kernel, stride, expected):
+  assert same_padding(size, kernel, stride) == expected
+  # ... and what XLA's own "SAME" does.
+  import flax.linen as nn
+
+  x = jax.random.normal(jax.random.PRNGKey(0), (1, size, size, 2))
+  a = nn.Conv(2, (kernel, kernel), (stride, stride), padding="SAME")
+  p = a.init(jax.random.PRNGKey(1), x)
+  b = nn.Conv(2, (kernel, kernel), (stride, stride), padding=[expected] * 2)
+  np.testing.assert_allclose(a.apply(p, x), b.apply(p, x), atol=1e-5)

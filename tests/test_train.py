@@ -60,14 +60,15 @@ def test_batch_must_divide_over_devices(tiny_config):
 
 
 def test_eight_devices_match_one_device(tmp_path):
-  """Same global batch on 1 and on 8 (fake CPU) devices: same parameters and centroids.
+  """Same global batch on 1 and on 8 (fake CPU) devices, dropout on: same parameters and
+  centroids.
 
   Tolerance: 5e-5 absolute after 4 Adam steps at lr 2e-3. Cross-device sums
   (pmean of gradients, sync BatchNorm) reduce in a different order, which moves
   float32 results by a few ulps per step; Adam's normalised update then
   amplifies them a little.
   """
-  overrides = dict(num_train_steps=4)
+  overrides = {"num_train_steps": 4, "model.dropout_rate": 0.3}  # dropout keyed per example
   runs = {}
   for devices in (1, 8):
     workdir = tmp_path / f"d{devices}"
@@ -156,3 +157,21 @@ def test_compilation_cache_stays_off_on_cpu_unless_asked(tmp_path):
   before = jax.config.jax_compilation_cache_dir
   cli.enable_compilation_cache(str(tmp_path / "xla"))
   assert jax.config.jax_compilation_cache_dir == before
+
+
+def test_kmeans_features_do_not_depend_on_batch_padding(tiny_config):
+  """k-means++ features come from inference mode: the padded last batch changes nothing."""
+  from clustercnn_jax import data
+
+  model = train.build_model(tiny_config)
+  state = train.create_train_state(jax.random.PRNGKey(0), tiny_config, model, 10)
+  state = state.replace(batch_stats=jax.tree_util.tree_map(lambda a: a + 0.5, state.batch_stats))
+  ds, _ = data.load(tiny_config)
+  ds = ds.subset(np.arange(37))  # batch 32: the second batch is 5 real + 27 padding
+  feats = train.compute_features(state, model, ds, tiny_config)
+  tiny_config.batch_size = 37  # one unpadded batch
+  whole = train.compute_features(state, model, ds, tiny_config)
+  tiny_config.batch_size = 1  # every example alone
+  alone = train.compute_features(state, model, ds.subset(np.arange(32, 37)), tiny_config)
+  np.testing.assert_allclose(feats, whole, atol=1e-5)
+  np.testing.assert_allclose(feats[32:], alone, atol=1e-5)

@@ -23,6 +23,16 @@ BACKBONES: Mapping[str, Type[nn.Module]] = {
 }
 
 
+# Bumped when a backbone's numbers change for the same weights (a fix, not a new model),
+# so that anything derived from its outputs, such as cached features, is recomputed.
+# efficientnet_lite0 2: TensorFlow "SAME" padding (issue 9).
+REVISIONS: Mapping[str, int] = {"efficientnet_lite0": 2}
+
+
+def revision(name: str) -> int:
+  return REVISIONS.get(name, 1)
+
+
 def get_backbone(name: str, *, axis_name: Optional[str] = None, dtype: Any = None,
                  registry: Optional[Mapping[str, Type[nn.Module]]] = None,
                  **kwargs: Any) -> nn.Module:

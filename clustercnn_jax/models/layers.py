@@ -1,8 +1,9 @@
 """Building blocks shared by the backbones (torch-compatible conventions)."""
 
-from typing import Any, Optional
+from typing import Any, Optional, Sequence, Tuple
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 Dtype = Any
@@ -74,3 +75,80 @@ class ConvBN(nn.Module):
                 padding=[(p, p), (p, p)], use_bias=False, dtype=self.dtype, name="conv")(x)
     x = batch_norm(train, self.axis_name, self.dtype, "bn", epsilon=self.bn_epsilon)(x)
     return nn.relu(x)
+
+
+def same_padding(size: int, kernel: int, stride: int) -> Tuple[int, int]:
+  """TensorFlow's "SAME" padding of one spatial dimension: (before, after).
+
+  Asymmetric at stride 2 on even sizes (the extra pixel goes after), which is
+  what TF-trained checkpoints such as EfficientNet-Lite's expect.
+  """
+  out = -(-size // stride)
+  total = max((out - 1) * stride + kernel - size, 0)
+  return total // 2, total - total // 2
+
+
+def depthwise_conv(x: jnp.ndarray, kernel: jnp.ndarray, stride: int,
+                   padding: Sequence[Tuple[int, int]]) -> jnp.ndarray:
+  """A depthwise convolution as k*k shifted, strided slices, each scaled per channel, summed.
+
+  ``kernel`` is (k, k, 1, C), the layout of ``nn.Conv(C, feature_group_count=C)``.
+  Same numbers as the grouped convolution; on XLA:CPU, which lowers a grouped
+  convolution to a slow generic loop, several times faster forward and
+  backward (benchmarks/depthwise.py).
+  """
+  k = kernel.shape[0]
+  x = jnp.pad(x, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
+  out_h = (x.shape[1] - k) // stride + 1
+  out_w = (x.shape[2] - k) // stride + 1
+  y = None
+  for i in range(k):
+    for j in range(k):
+      window = jax.lax.slice(x, (0, i, j, 0),
+                             (x.shape[0], i + (out_h - 1) * stride + 1,
+                              j + (out_w - 1) * stride + 1, x.shape[3]),
+                             (1, stride, stride, 1))
+      term = window * kernel[i, j, 0]
+      y = term if y is None else y + term
+  return y
+
+
+class DepthwiseConv(nn.Module):
+  """``nn.Conv(C, (k, k), feature_group_count=C, use_bias=False)``, the same parameter
+  ('kernel', (k, k, 1, C), same initialiser) and results, computed by ``impl``:
+
+  'slices'  ``depthwise_conv`` above (the fast one on CPU);
+  'grouped' XLA's grouped convolution (cuDNN/TPU kernels on accelerators);
+  'auto'    'slices' on CPU, 'grouped' elsewhere.
+
+  ``padding``: 'SAME' (TensorFlow's, asymmetric at stride 2) or 'SYMMETRIC' ((k-1)/2, PyTorch's).
+  """
+
+  kernel_size: int
+  stride: int = 1
+  padding: str = "SYMMETRIC"
+  impl: str = "auto"
+  dtype: Dtype = jnp.float32
+  kernel_init: Any = nn.initializers.lecun_normal()
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    k, s, channels = self.kernel_size, self.stride, x.shape[-1]
+    kernel = self.param("kernel", self.kernel_init, (k, k, 1, channels), jnp.float32)
+    if self.padding == "SAME":
+      pads = [same_padding(n, k, s) for n in x.shape[1:3]]
+    elif self.padding == "SYMMETRIC":
+      pads = [((k - 1) // 2, (k - 1) // 2)] * 2
+    else:
+      raise ValueError(f"padding={self.padding!r}: use 'SAME' or 'SYMMETRIC'.")
+    impl = self.impl
+    if impl == "auto":
+      impl = "slices" if jax.default_backend() == "cpu" else "grouped"
+    x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
+    if impl == "slices":
+      return depthwise_conv(x, kernel, s, pads)
+    if impl == "grouped":
+      return jax.lax.conv_general_dilated(
+          x, kernel, (s, s), pads, dimension_numbers=("NHWC", "HWIO", "NHWC"),
+          feature_group_count=channels)
+    raise ValueError(f"impl={self.impl!r}: use 'auto', 'slices' or 'grouped'.")

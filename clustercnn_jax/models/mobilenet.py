@@ -2,7 +2,8 @@
 
 Flax names follow torchvision's state-dict keys with "_<n>" for ".<n>"
 (``features_1/conv_0_0`` is ``features.1.conv.0.0``), so torchvision's
-ImageNet checkpoint loads by name (clustercnn_jax.pretrained).
+ImageNet checkpoint loads by name (clustercnn_jax.pretrained). Depthwise
+convolutions are ``layers.DepthwiseConv`` (PyTorch's symmetric padding; fast on CPU).
 """
 
 from typing import Optional
@@ -10,7 +11,7 @@ from typing import Optional
 import flax.linen as nn
 import jax.numpy as jnp
 
-from clustercnn_jax.models.layers import Dtype, batch_norm, pool_and_classify, relu6
+from clustercnn_jax.models.layers import DepthwiseConv, Dtype, batch_norm, pool_and_classify, relu6
 
 # (expansion t, channels c, repeats n, first stride s), as in torchvision.
 SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
@@ -23,15 +24,20 @@ class ConvBNReLU6(nn.Module):
   features: int
   kernel: int = 3
   stride: int = 1
-  groups: int = 1
+  depthwise: bool = False
   axis_name: Optional[str] = None
   dtype: Dtype = jnp.float32
+  depthwise_impl: str = "auto"
 
   @nn.compact
   def __call__(self, x, train: bool):
     p = (self.kernel - 1) // 2
-    x = nn.Conv(self.features, (self.kernel,) * 2, (self.stride,) * 2, padding=[(p, p)] * 2,
-                feature_group_count=self.groups, use_bias=False, dtype=self.dtype, name="_0")(x)
+    if self.depthwise:
+      x = DepthwiseConv(self.kernel, self.stride, padding="SYMMETRIC", impl=self.depthwise_impl,
+                        dtype=self.dtype, name="_0")(x)
+    else:
+      x = nn.Conv(self.features, (self.kernel,) * 2, (self.stride,) * 2, padding=[(p, p)] * 2,
+                  use_bias=False, dtype=self.dtype, name="_0")(x)
     return relu6(batch_norm(train, self.axis_name, self.dtype, "_1")(x))
 
 
@@ -41,6 +47,7 @@ class InvertedResidual(nn.Module):
   expand: int
   axis_name: Optional[str] = None
   dtype: Dtype = jnp.float32
+  depthwise_impl: str = "auto"
 
   @nn.compact
   def __call__(self, x, train: bool):
@@ -50,7 +57,8 @@ class InvertedResidual(nn.Module):
     if self.expand != 1:
       y = ConvBNReLU6(hidden, 1, name="conv_0", **kw)(y, train)
       i = 1
-    y = ConvBNReLU6(hidden, 3, self.stride, groups=hidden, name=f"conv_{i}", **kw)(y, train)
+    y = ConvBNReLU6(hidden, 3, self.stride, depthwise=True, depthwise_impl=self.depthwise_impl,
+                    name=f"conv_{i}", **kw)(y, train)
     y = nn.Conv(self.features, (1, 1), use_bias=False, dtype=self.dtype, name=f"conv_{i + 1}")(y)
     y = batch_norm(train, self.axis_name, self.dtype, f"conv_{i + 2}")(y)
     if self.stride == 1 and x.shape[-1] == self.features:
@@ -65,6 +73,7 @@ class MobileNetV2(nn.Module):
   dropout_rate: float = 0.2
   axis_name: Optional[str] = None
   dtype: Dtype = jnp.float32
+  depthwise_impl: str = "auto"  # layers.DepthwiseConv: 'auto' | 'slices' | 'grouped'
 
   @nn.compact
   def __call__(self, x, train: bool):
@@ -73,7 +82,8 @@ class MobileNetV2(nn.Module):
     index = 1
     for t, c, n, s in SETTINGS:
       for r in range(n):
-        x = InvertedResidual(c, s if r == 0 else 1, t, name=f"features_{index}", **kw)(x, train)
+        x = InvertedResidual(c, s if r == 0 else 1, t, depthwise_impl=self.depthwise_impl,
+                             name=f"features_{index}", **kw)(x, train)
         index += 1
     x = ConvBNReLU6(1280, 1, name=f"features_{index}", **kw)(x, train)
     return pool_and_classify(self, x, train, "classifier_1")

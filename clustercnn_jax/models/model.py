@@ -54,8 +54,20 @@ class AgeModel(nn.Module):
                              name="cluster")(x, train)
     else:
       v, aux = nn.relu(nn.Dense(self.cluster_features, name="fc")(x)), {}
-    v = nn.Dropout(self.dropout_rate, deterministic=not train)(v)
+    if train and self.dropout_rate > 0:
+      v = self._dropout(v)
     return nn.Dense(self.num_ages, name="head")(v), aux
+
+
+  def _dropout(self, v: jnp.ndarray) -> jnp.ndarray:
+    """Dropout with a key per *global* example index (as the cluster sampling), so that a
+    batch is masked identically however it is split over devices."""
+    batch = v.shape[0]
+    offset = 0 if self.axis_name is None else jax.lax.axis_index(self.axis_name) * batch
+    keys = jax.vmap(jax.random.fold_in, (None, 0))(self.make_rng("dropout"),
+                                                    offset + jnp.arange(batch))
+    keep = jax.vmap(lambda k: jax.random.bernoulli(k, 1.0 - self.dropout_rate, v.shape[1:]))(keys)
+    return jnp.where(keep, v / (1.0 - self.dropout_rate), 0.0)
 
 
 def build_model(config: ml_collections.ConfigDict, axis_name: Optional[str] = None) -> AgeModel:

@@ -80,8 +80,8 @@ def _find_package(name: str):
 def resolve(backbone: str, spec: str = "") -> str:
   """The checkpoint file for ``spec``: a file path, a package name, or '' for the default."""
   w = weights_for(backbone)
-  if spec and os.path.isfile(spec):
-    return spec
+  if spec and os.path.isfile(os.path.expanduser(spec)):
+    return os.path.expanduser(spec)
   package = spec or w.package
   if package and _find_package(package) is not None:
     root = os.path.dirname(_find_package(package).origin)
@@ -92,7 +92,8 @@ def resolve(backbone: str, spec: str = "") -> str:
     raise FileNotFoundError(f"Package {package!r} holds no .pth/.pt file under {root}.")
   what = f"{spec!r} is neither a file nor an installed package" if spec else "no weights given"
   raise FileNotFoundError(f"{backbone} ImageNet weights: {what}. To get "
-                          f"{w.filename}: {w.install}.")
+                          f"{w.filename}: {w.install} (--config.pretrained=PATH). To train "
+                          "from random weights instead: --config.pretrained=''.")
 
 
 def load_backbone_variables(backbone: str, spec: str, template: Dict[str, Any]) -> Dict[str, Any]:
