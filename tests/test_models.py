@@ -5,7 +5,7 @@ import pytest
 
 from clustercnn_jax import models
 from clustercnn_jax.models.googlenet import GoogLeNet
-from clustercnn_jax.models.layers import DepthwiseConv, max_pool_ceil, same_padding
+from clustercnn_jax.models.layers import Conv, DepthwiseConv, max_pool_ceil, same_padding
 
 
 def param_count(module, size):
@@ -109,3 +109,26 @@ def test_same_padding_is_tensorflows(size, kernel, stride, expected):
   p = a.init(jax.random.PRNGKey(1), x)
   b = nn.Conv(2, (kernel, kernel), (stride, stride), padding=[expected] * 2)
   np.testing.assert_allclose(a.apply(p, x), b.apply(p, x), atol=1e-5)
+
+
+# --- Convolutions: kernel gradient as matmuls against XLA's backward-filter convolution ----
+
+@pytest.mark.parametrize("kernel,stride,padding", [(3, 1, ((1, 1), (1, 1))), (1, 1, ((0, 0), (0, 0))),
+                                                   (7, 2, ((3, 3), (3, 3))), (3, 2, ((0, 1), (0, 1)))])
+def test_conv_with_matmul_kernel_gradient_equals_flax_conv(kernel, stride, padding):
+  """Same parameters as nn.Conv (same init), same outputs, same gradients to 1e-4."""
+  import flax.linen as nn
+
+  x = jax.random.normal(jax.random.PRNGKey(0), (3, 10, 10, 5))
+  ref = nn.Conv(4, (kernel, kernel), (stride, stride), padding=list(padding), use_bias=False)
+  fast = Conv(4, kernel, stride, padding=padding, impl="matmul")
+  params = ref.init(jax.random.PRNGKey(1), x)
+  assert_trees_equal = lambda a, b: [np.testing.assert_array_equal(u, v) for u, v in
+                                     zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b))]
+  assert_trees_equal(fast.init(jax.random.PRNGKey(1), x), params)
+  w = jax.random.normal(jax.random.PRNGKey(2), ref.apply(params, x).shape)
+  loss = lambda m: lambda p, x: jnp.sum(m.apply(p, x) * w)
+  np.testing.assert_allclose(fast.apply(params, x), ref.apply(params, x), atol=1e-5)
+  for a, b in zip(jax.tree_util.tree_leaves(jax.grad(loss(fast), argnums=(0, 1))(params, x)),
+                  jax.tree_util.tree_leaves(jax.grad(loss(ref), argnums=(0, 1))(params, x))):
+    np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-5)

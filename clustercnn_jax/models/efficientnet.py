@@ -13,8 +13,8 @@ from typing import Optional
 import flax.linen as nn
 import jax.numpy as jnp
 
-from clustercnn_jax.models.layers import (DepthwiseConv, Dtype, batch_norm, pool_and_classify,
-                                          relu6, same_padding)
+from clustercnn_jax.models.layers import (Conv, DepthwiseConv, Dtype, batch_norm,
+                                          pool_and_classify, relu6, same_padding)
 
 # (repeats, kernel, first stride, expansion, output channels) per stage, as in B0.
 STAGES = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
@@ -26,9 +26,8 @@ def _bn(train, axis_name, dtype, name):
 
 
 def _conv(x, features, kernel, stride=1, dtype=jnp.float32, name=None):
-  pads = [same_padding(n, kernel, stride) for n in x.shape[1:3]]
-  return nn.Conv(features, (kernel, kernel), (stride, stride), padding=pads, use_bias=False,
-                 dtype=dtype, name=name)(x)
+  pads = tuple(same_padding(n, kernel, stride) for n in x.shape[1:3])
+  return Conv(features, kernel, stride, padding=pads, dtype=dtype, name=name)(x)
 
 
 class MBConv(nn.Module):

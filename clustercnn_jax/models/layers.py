@@ -1,5 +1,6 @@
 """Building blocks shared by the backbones (torch-compatible conventions)."""
 
+import functools
 from typing import Any, Optional, Sequence, Tuple
 
 import flax.linen as nn
@@ -67,12 +68,13 @@ class ConvBN(nn.Module):
   bn_epsilon: float = 1e-3
   axis_name: Optional[str] = None
   dtype: Dtype = jnp.float32
+  conv_impl: str = "auto"  # Conv's kernel gradient: 'auto' | 'matmul' | 'xla'
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
     p = self.padding
-    x = nn.Conv(self.features, (self.kernel, self.kernel), (self.stride, self.stride),
-                padding=[(p, p), (p, p)], use_bias=False, dtype=self.dtype, name="conv")(x)
+    x = Conv(self.features, self.kernel, self.stride, padding=((p, p), (p, p)),
+             impl=self.conv_impl, dtype=self.dtype, name="conv")(x)
     x = batch_norm(train, self.axis_name, self.dtype, "bn", epsilon=self.bn_epsilon)(x)
     return nn.relu(x)
 
@@ -95,7 +97,7 @@ def depthwise_conv(x: jnp.ndarray, kernel: jnp.ndarray, stride: int,
   ``kernel`` is (k, k, 1, C), the layout of ``nn.Conv(C, feature_group_count=C)``.
   Same numbers as the grouped convolution; on XLA:CPU, which lowers a grouped
   convolution to a slow generic loop, several times faster forward and
-  backward (benchmarks/depthwise.py).
+  backward (benchmarks/conv.py).
   """
   k = kernel.shape[0]
   x = jnp.pad(x, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
@@ -152,3 +154,93 @@ class DepthwiseConv(nn.Module):
           x, kernel, (s, s), pads, dimension_numbers=("NHWC", "HWIO", "NHWC"),
           feature_group_count=channels)
     raise ValueError(f"impl={self.impl!r}: use 'auto', 'slices' or 'grouped'.")
+
+
+Padding = Tuple[Tuple[int, int], Tuple[int, int]]
+
+
+def _conv(x: jnp.ndarray, kernel: jnp.ndarray, stride: int, padding: Padding) -> jnp.ndarray:
+  return jax.lax.conv_general_dilated(x, kernel, (stride, stride), padding,
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def kernel_gradient(x: jnp.ndarray, dy: jnp.ndarray, kernel_size: int, stride: int,
+                    padding: Padding) -> jnp.ndarray:
+  """d loss / d kernel of a convolution as k*k matmuls of shifted, strided input slices
+  with the output gradient: (k, k, C_in, C_out).
+
+  XLA:CPU computes this "backward-filter" convolution as a convolution whose
+  kernel is the whole feature map, several times slower than the forward pass
+  (benchmarks/conv.py); k*k plain matmuls do the same arithmetic several times faster.
+  """
+  k = kernel_size
+  xp = jnp.pad(x, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
+  out_h, out_w = dy.shape[1:3]
+  rows = []
+  for i in range(k):
+    cols = []
+    for j in range(k):
+      window = jax.lax.slice(xp, (0, i, j, 0),
+                             (xp.shape[0], i + (out_h - 1) * stride + 1,
+                              j + (out_w - 1) * stride + 1, xp.shape[3]),
+                             (1, stride, stride, 1))
+      cols.append(jnp.einsum("bhwc,bhwo->co", window, dy,
+                             preferred_element_type=jnp.float32).astype(x.dtype))
+    rows.append(jnp.stack(cols))
+  return jnp.stack(rows)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def conv_matmul_kernel_grad(x: jnp.ndarray, kernel: jnp.ndarray, stride: int,
+                            padding: Padding) -> jnp.ndarray:
+  """A convolution whose kernel gradient is ``kernel_gradient``; the forward pass and the
+  input gradient are XLA's own."""
+  return _conv(x, kernel, stride, padding)
+
+
+def _conv_fwd(x, kernel, stride, padding):
+  return _conv(x, kernel, stride, padding), (x, kernel)
+
+
+def _conv_bwd(stride, padding, residuals, dy):
+  x, kernel = residuals
+  _, input_vjp = jax.vjp(lambda x: _conv(x, kernel, stride, padding), x)
+  return input_vjp(dy)[0], kernel_gradient(x, dy, kernel.shape[0], stride, padding)
+
+
+conv_matmul_kernel_grad.defvjp(_conv_fwd, _conv_bwd)
+
+
+class Conv(nn.Module):
+  """``nn.Conv(features, (k, k), stride, padding, use_bias=False)``: the same parameter
+  ('kernel', (k, k, C_in, C_out), same initialiser) and numbers, with the kernel
+  gradient computed by ``impl``:
+
+  'matmul' ``kernel_gradient`` (k*k matmuls; the fast one on CPU);
+  'xla'    XLA's backward-filter convolution (cuDNN/TPU kernels on accelerators);
+  'auto'   'matmul' on CPU, 'xla' elsewhere.
+  """
+
+  features: int
+  kernel_size: int
+  stride: int = 1
+  padding: Any = ((0, 0), (0, 0))  # ((top, bottom), (left, right))
+  impl: str = "auto"
+  dtype: Dtype = jnp.float32
+  kernel_init: Any = nn.initializers.lecun_normal()
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    k = self.kernel_size
+    kernel = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features),
+                        jnp.float32)
+    padding = tuple(tuple(int(p) for p in pair) for pair in self.padding)
+    x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
+    impl = self.impl
+    if impl == "auto":
+      impl = "matmul" if jax.default_backend() == "cpu" else "xla"
+    if impl == "matmul":
+      return conv_matmul_kernel_grad(x, kernel, self.stride, padding)
+    if impl == "xla":
+      return _conv(x, kernel, self.stride, padding)
+    raise ValueError(f"impl={self.impl!r}: use 'auto', 'matmul' or 'xla'.")

@@ -11,7 +11,8 @@ from typing import Optional
 import flax.linen as nn
 import jax.numpy as jnp
 
-from clustercnn_jax.models.layers import DepthwiseConv, Dtype, batch_norm, pool_and_classify, relu6
+from clustercnn_jax.models.layers import (Conv, DepthwiseConv, Dtype, batch_norm,
+                                          pool_and_classify, relu6)
 
 # (expansion t, channels c, repeats n, first stride s), as in torchvision.
 SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
@@ -36,8 +37,8 @@ class ConvBNReLU6(nn.Module):
       x = DepthwiseConv(self.kernel, self.stride, padding="SYMMETRIC", impl=self.depthwise_impl,
                         dtype=self.dtype, name="_0")(x)
     else:
-      x = nn.Conv(self.features, (self.kernel,) * 2, (self.stride,) * 2, padding=[(p, p)] * 2,
-                  use_bias=False, dtype=self.dtype, name="_0")(x)
+      x = Conv(self.features, self.kernel, self.stride, padding=((p, p), (p, p)),
+               dtype=self.dtype, name="_0")(x)
     return relu6(batch_norm(train, self.axis_name, self.dtype, "_1")(x))
 
 
@@ -59,7 +60,7 @@ class InvertedResidual(nn.Module):
       i = 1
     y = ConvBNReLU6(hidden, 3, self.stride, depthwise=True, depthwise_impl=self.depthwise_impl,
                     name=f"conv_{i}", **kw)(y, train)
-    y = nn.Conv(self.features, (1, 1), use_bias=False, dtype=self.dtype, name=f"conv_{i + 1}")(y)
+    y = Conv(self.features, 1, dtype=self.dtype, name=f"conv_{i + 1}")(y)
     y = batch_norm(train, self.axis_name, self.dtype, f"conv_{i + 2}")(y)
     if self.stride == 1 and x.shape[-1] == self.features:
       y = x + y

@@ -1,0 +1,65 @@
+"""Convolutions on this machine, forward + backward, the two ways each is computed, timed in
+one run with their ratio:
+
+* depthwise: XLA's grouped convolution against shifted slices (``layers.DepthwiseConv``);
+* dense: XLA's backward-filter convolution for the kernel gradient against k*k matmuls of
+  shifted input slices (``layers.Conv``).
+
+  python benchmarks/conv.py [--batch=32]
+"""
+
+import argparse
+import os
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from clustercnn_jax.models.layers import Conv, DepthwiseConv  # noqa: E402
+
+# (name, input (H, C), layer): shapes from EfficientNet-Lite0 and GoogLeNet at 112-128 px.
+DEPTHWISE = (("depthwise 3x3 s1", (28, 144), dict(kernel_size=3, stride=1)),
+             ("depthwise 3x3 s2", (28, 144), dict(kernel_size=3, stride=2)))
+DENSE = (("dense 3x3 192->128", (32, 192), dict(features=128, kernel_size=3, padding=((1, 1),) * 2)),
+         ("dense 1x1 256->128", (32, 256), dict(features=128, kernel_size=1)),
+         ("dense 7x7 s2 3->64", (128, 3), dict(features=64, kernel_size=7, stride=2,
+                                               padding=((3, 3),) * 2)))
+
+
+def median_time(fn, *args, repeats=5):
+  jax.block_until_ready(fn(*args))  # compile
+  times = []
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    times.append(time.perf_counter() - t0)
+  return float(np.median(times))
+
+
+def fwd_bwd(module, x):
+  params = module.init(jax.random.PRNGKey(1), x)
+  step = jax.jit(jax.grad(lambda p, x: jnp.sum(module.apply(p, x) ** 2), argnums=(0, 1)))
+  return median_time(step, params, x)
+
+
+def main():
+  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--batch", type=int, default=32)
+  args = p.parse_args()
+  print(f"{jax.devices()[0].device_kind}, batch {args.batch}, forward + backward (median ms)")
+  cases = [(name, shape, lambda impl, kw=kw: DepthwiseConv(padding="SAME", impl=impl, **kw),
+            ("grouped", "slices")) for name, shape, kw in DEPTHWISE]
+  cases += [(name, shape, lambda impl, kw=kw: Conv(impl=impl, **kw), ("xla", "matmul"))
+            for name, shape, kw in DENSE]
+  for name, (size, channels), make, (slow, fast) in cases:
+    x = jax.random.normal(jax.random.PRNGKey(0), (args.batch, size, size, channels))
+    t_slow, t_fast = fwd_bwd(make(slow), x), fwd_bwd(make(fast), x)
+    print(f"  {name:20s} on {size}x{size}: {slow} {t_slow * 1e3:7.1f}   {fast} "
+          f"{t_fast * 1e3:7.1f}   speed-up {t_slow / t_fast:5.1f}x")
+
+
+if __name__ == "__main__":
+  main()
