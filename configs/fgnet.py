@@ -1,10 +1,13 @@
 """FG-NET, leave one person out (82 folds), k = 5.
 
   configs/fgnet.py            the paper's setting: half-depth ImageNet GoogLeNet on 72x72
-                              faces (torchvision's googlenet-1378be20.pth in
-                              ~/.cache/clustercnn_jax/weights/ or --config.pretrained=PATH)
-  configs/fgnet.py:frozen     on a CPU budget: frozen ImageNet EfficientNet-Lite0 at 112 px,
-                              its features cached, only the cluster module and head train
+                              images, not normalised (the paper's FG-NET setting;
+                              --config.normalize_faces=True crops around the eyes), with
+                              torchvision's googlenet-1378be20.pth in
+                              ~/.cache/clustercnn_jax/weights/ or --config.pretrained=PATH
+  configs/fgnet.py:frozen     on a CPU budget: frozen ImageNet EfficientNet-Lite0 at 112 px
+                              on eye-normalised faces, its features cached; only the
+                              cluster module and head train
   configs/fgnet.py:runlocal   a tiny CNN and a two-step run, for tests
 
 The protocol runs every fold:
@@ -48,6 +51,9 @@ def get_config(arg=None):
     config.num_train_steps = 2
   else:
     config.image_size = 72
+    # The paper does not normalise FG-NET ("well aligned"): the whole image, resized.
+    # --config.normalize_faces=True crops around the annotated eyes instead.
+    config.normalize_faces = False
     config.model.backbone = "googlenet"
     config.model.backbone_kwargs.depth = 0.5
     config.pretrained = default.GOOGLENET_WEIGHTS  # ImageNet, as in the paper

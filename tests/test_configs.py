@@ -28,6 +28,8 @@ def test_variants_do_not_inherit_what_they_do_not_use():
   assert frozen.model.cached_features and frozen.model.freeze_backbone
   assert fgnet.get_config().model.backbone_kwargs.depth == 0.5
   assert fgnet.get_config().data.split.kind == "person"
+  # The paper does not normalise FG-NET; our CPU-budget variant crops around the eyes.
+  assert not fgnet.get_config().normalize_faces and frozen.normalize_faces
 
 
 @pytest.mark.parametrize("field,value,match", [
