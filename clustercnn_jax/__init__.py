@@ -1,3 +1,12 @@
 """Cluster-CNN for facial age estimation in JAX/Flax (Shang & Ai)."""
 
 __version__ = "0.1.0"
+
+
+def load(workdir: str, step: "int | None" = None, batch_size: int = 32):
+  """A trained workdir's model (the latest checkpoint, or ``step``) as a
+  ``clustercnn_jax.predictor.Predictor``: ``predict``, ``predict_files``, ``embed``,
+  ``clusters``. Imported here lazily, so that ``import clustercnn_jax`` stays light."""
+  from clustercnn_jax import predictor
+
+  return predictor.load(workdir, step, batch_size=batch_size)

@@ -17,6 +17,16 @@ flags.DEFINE_bool(
     "crash (segfault) when read back from the cache.")
 
 
+def define_model_flags() -> None:
+  """--workdir and --step, for the commands that use a trained model (predict, export);
+  defined once per process, so that their modules can define their flags together."""
+  if "workdir" not in flags.FLAGS:
+    flags.DEFINE_string("workdir", None, "A training workdir (config.json and checkpoints/).")
+  if "step" not in flags.FLAGS:
+    flags.DEFINE_integer("step", None, "Checkpoint step to use (default: the latest).")
+  flags.mark_flag_as_required("workdir")
+
+
 def setup_logging() -> None:
   """Short timestamps; orbax's per-save INFO lines hidden (warnings still shown)."""
   logging.set_verbosity(logging.INFO)

@@ -13,6 +13,14 @@ def expected_age(logits: jnp.ndarray) -> jnp.ndarray:
   return jax.nn.softmax(logits.astype(jnp.float32), axis=-1) @ ages
 
 
+def age_std(logits: jnp.ndarray) -> jnp.ndarray:
+  """The standard deviation of the softmax over ages: how unsure the prediction is."""
+  probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+  ages = jnp.arange(logits.shape[-1], dtype=jnp.float32)
+  mean = probs @ ages
+  return jnp.sqrt(jnp.sum(probs * jnp.square(ages - mean[..., None]), axis=-1))
+
+
 def age_loss(logits: jnp.ndarray, ages: jnp.ndarray, aux: Mapping[str, Any], *,
              ce_weight: float, sw_sb_weight: float) -> Dict[str, jnp.ndarray]:
   """Returns the scalar ``loss`` and its terms (all means over the batch)."""

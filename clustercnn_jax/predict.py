@@ -1,40 +1,121 @@
-"""Age prediction from a trained workdir, for notebooks and scripts.
+"""Ages for photos or face crops from a trained workdir.
 
-  config, model, variables = api.load(workdir)
-  ages = predict.predict_ages(config, model, variables, images_uint8)
+  python -m clustercnn_jax.predict --workdir=DIR photo.jpg folder/ ...
+
+prints one row per face found (JSON lines, or ``--format=csv``): file, box and
+eyes (pixels of the file), age (the expected age), std (of the softmax over
+ages), cluster and p (its probability; null without a cluster module). Faces
+are found and cropped as the workdir's training data was (``data/photos.py``);
+``--no-detect`` takes each file as a face crop. A file that cannot be read or
+holds no face gives a row with ``error`` and the run goes on; the exit code
+is 1 if any file failed. ``--annotate OUT_DIR`` writes copies of the photos
+with each face's box and age drawn.
+
+From Python: ``clustercnn_jax.load(workdir)`` (``predictor.Predictor``), or
+``predict_ages(config, model, variables, crops)`` on ``api.load``'s triple.
 """
 
-from typing import Any, Dict
+import csv
+import json
+import os
+import sys
+from typing import Any, Dict, List, Sequence
 
-import jax
 import ml_collections
 import numpy as np
+from absl import app, flags, logging
 
-from clustercnn_jax import losses
-from clustercnn_jax.data.preprocess import preprocess_for
+from clustercnn_jax import cli, predictor
+from clustercnn_jax.data import photos
+
+FLAGS = flags.FLAGS
+COLUMNS = ("file", "box", "eyes", "age", "std", "cluster", "p", "error")
+
+
+def define_flags() -> None:
+  """Command-line flags, defined only when run as a program (``main`` defines --workdir
+  too), so that the package's modules can be imported together; once per process."""
+  cli.define_model_flags()
+  if "annotate" in FLAGS:
+    return
+  flags.DEFINE_enum("format", "json", ["json", "csv"], "JSON lines or CSV on stdout.")
+  flags.DEFINE_string("annotate", None, "Write copies of the photos with boxes and ages here.")
+  flags.DEFINE_bool("no-detect", False, "The files are face crops: resize each to the "
+                    "model's input instead of finding faces.")
+  flags.DEFINE_integer("batch_size", 16, "Faces per forward pass (one padded shape).")
 
 
 def predict_ages(config: ml_collections.ConfigDict, model: Any, variables: Dict[str, Any],
                  images: np.ndarray, batch_size: int = 256) -> np.ndarray:
   """Expected ages for uint8 face crops: the model's input size, or loose crops as stored."""
-  images = np.asarray(images)
-  size = config.image_size
-  if (images.ndim != 4 or images.shape[1] != images.shape[2] or images.shape[1] < size
-      or images.shape[3] != 3 or images.dtype != np.uint8):
-    raise ValueError(f"Expected uint8 square images (N, S, S, 3) with S >= {size} (the "
-                     f"central {size}px are used), got {images.dtype} {images.shape}.")
-  expected = images.shape[1:]
+  batch = max(1, min(batch_size, len(images)))
+  return predictor.Predictor(config, model, variables, batch_size=batch).predict(images)
 
-  @jax.jit
-  def forward(batch):
-    x = preprocess_for(config, batch, jax.random.PRNGKey(0), train=False)
-    logits, _ = model.apply(variables, x, train=False)
-    return losses.expected_age(logits)
 
-  out = []
-  for start in range(0, len(images), batch_size):
-    chunk = images[start:start + batch_size]
-    pad = batch_size - len(chunk) if len(images) > batch_size else 0  # one compiled shape
-    padded = np.concatenate([chunk, np.zeros((pad,) + expected, np.uint8)]) if pad else chunk
-    out.append(np.asarray(forward(padded))[:len(chunk)])
-  return np.concatenate(out) if out else np.zeros((0,), np.float32)
+def csv_cells(row: Dict[str, Any]) -> List[Any]:
+  """A row's cells under ``COLUMNS``: box and eyes as space-separated numbers."""
+  flat = lambda v: " ".join(str(x) for x in np.ravel(v)) if isinstance(v, list) else v
+  return ["" if row.get(c) is None else flat(row[c]) for c in COLUMNS]
+
+
+def annotate(photo: photos.Photo, rows: Sequence[Dict[str, Any]], out_dir: str) -> str:
+  """A JPEG copy of the photo (as read) with each face's box, eyes and age drawn."""
+  from PIL import Image, ImageDraw, ImageFont
+
+  im = Image.fromarray(photo.image)
+  draw = ImageDraw.Draw(im)
+  size = max(14, im.width // 32)
+  font = ImageFont.load_default(size=size)
+  for box, eyes, row in zip(photo.boxes, photo.eyes, rows):
+    label = f"{row['age']:.1f}"
+    if box is None:
+      draw.text((4, 4), label, fill=(255, 255, 0), font=font, stroke_width=2, stroke_fill=0)
+      continue
+    width = max(2, im.width // 300)
+    draw.rectangle([float(v) for v in box], outline=(255, 255, 0), width=width)
+    for x, y in eyes:
+      draw.ellipse([x - width, y - width, x + width, y + width], fill=(0, 255, 0))
+    draw.text((float(box[0]), float(box[1]) - size - 2 * width), label, fill=(255, 255, 0),
+              font=font, stroke_width=2, stroke_fill=0)
+  os.makedirs(out_dir, exist_ok=True)
+  stem = os.path.splitext(os.path.basename(photo.file))[0]
+  path, n = os.path.join(out_dir, stem + ".jpg"), 1
+  while os.path.exists(path):  # two inputs with one name: keep both
+    path, n = os.path.join(out_dir, f"{stem}-{n}.jpg"), n + 1
+  im.save(path, quality=90)
+  return path
+
+
+def main(argv: Sequence[str]) -> int:
+  paths = list(argv[1:])
+  if not paths:
+    raise app.UsageError("Give photos or folders to predict on.")
+  cli.setup()
+  model = predictor.load(FLAGS.workdir, FLAGS.step, batch_size=FLAGS.batch_size)
+  writer = csv.writer(sys.stdout) if FLAGS.format == "csv" else None
+  if writer:
+    writer.writerow(COLUMNS)
+  failed = seen = 0
+  for photo, rows in model.iter_files(paths, detect=not FLAGS["no-detect"].value,
+                                      keep_images=bool(FLAGS.annotate)):
+    seen += 1
+    for row in rows:
+      if writer:
+        writer.writerow(csv_cells(row))
+      else:
+        print(json.dumps(row))
+    failed += "error" in rows[0]
+    if FLAGS.annotate and photo.crops:
+      annotate(photo, rows, FLAGS.annotate)
+  sys.stdout.flush()
+  if not seen:
+    logging.error("No image files in %s.", paths)
+    return 1
+  if failed:
+    logging.warning("%d of %d files failed (rows with 'error').", failed, seen)
+  return 1 if failed else 0
+
+
+if __name__ == "__main__":
+  define_flags()
+  app.run(main)

@@ -27,3 +27,15 @@ def cli_flags(overrides):
       value = "(" + ",".join(map(str, value)) + ",)"
     flags.append(f"--config.{key}={value}")
   return flags
+
+
+@pytest.fixture(scope="session")
+def trained_workdir(tmp_path_factory):
+  """The tiny config trained once per session (seconds of steps, most of a minute of
+  compiling on 2 CPU cores), for the tests that use a trained model."""
+  from clustercnn_jax import train
+  from configs import demo
+
+  workdir = str(tmp_path_factory.mktemp("tiny_trained"))
+  train.train_and_evaluate(demo.get_config("runlocal"), workdir)
+  return workdir

@@ -4,11 +4,12 @@ A detector is any callable ``image (H, W, 3) uint8 -> Detection``. The default
 is dlib's HOG face detector with its 5-point shape predictor (PyPI packages
 ``dlib-bin`` and ``face-recognition-models``: prebuilt, nothing downloaded at
 run time). Where several faces are found, the largest is used and the count is
-reported so that builders can say so.
+reported so that builders can say so; ``DlibEyeDetector.faces`` gives them all
+(prediction on users' photos).
 """
 
 import dataclasses
-from typing import Callable, Optional
+from typing import Callable, List, Optional
 
 import numpy as np
 
@@ -19,6 +20,12 @@ from clustercnn_jax.data.faces import Eyes
 class Detection:
   eyes: Optional[Eyes]  # None: no face found
   num_faces: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Face:
+  box: np.ndarray  # (x0, y0, x1, y1) in pixels of the image given
+  eyes: Eyes
 
 
 EyeDetector = Callable[[np.ndarray], Detection]
@@ -47,6 +54,18 @@ class DlibEyeDetector:
     self._max_side, self._upsample = max_side, upsample
 
   def __call__(self, image: np.ndarray) -> Detection:
+    """The largest face's eyes, and how many faces there are."""
+    small, scale, rects = self._find(image)
+    if not rects:
+      return Detection(None, 0)
+    return Detection(self._face(small, scale, max(rects, key=_area)).eyes, len(rects))
+
+  def faces(self, image: np.ndarray) -> List[Face]:
+    """Every face, largest first, with its box and eyes."""
+    small, scale, rects = self._find(image)
+    return [self._face(small, scale, r) for r in sorted(rects, key=lambda r: -_area(r))]
+
+  def _find(self, image: np.ndarray):
     from PIL import Image
 
     image = np.ascontiguousarray(image, np.uint8)
@@ -61,11 +80,15 @@ class DlibEyeDetector:
     rects = list(self._detector(small, 0))
     if not rects and self._upsample > 0:
       rects = list(self._detector(small, self._upsample))
-    if not rects:
-      return Detection(None, 0)
-    rect = max(rects, key=lambda r: r.width() * r.height())
+    return small, scale, rects
+
+  def _face(self, small: np.ndarray, scale: float, rect) -> Face:
     shape = self._predictor(small, rect)
     pts = np.array([[shape.part(i).x, shape.part(i).y] for i in range(5)], np.float64) / scale
     a, b = pts[0:2].mean(0), pts[2:4].mean(0)  # parts 0-1: one eye's corners, 2-3: the other
-    left, right = sorted((a, b), key=lambda p: p[0])
-    return Detection(Eyes(left, right), len(rects))
+    box = np.array([rect.left(), rect.top(), rect.right(), rect.bottom()], np.float64) / scale
+    return Face(box, Eyes(*sorted((a, b), key=lambda p: p[0])))
+
+
+def _area(rect) -> int:
+  return rect.width() * rect.height()

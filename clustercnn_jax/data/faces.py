@@ -10,12 +10,19 @@ Defaults: alpha = 2.5 and eye_height = 0.4. With l about a third of face
 width, a side of 2.5 l spans the face from brow to chin with a little hair and
 background, and eyes at 40% from the top leave room for the mouth and chin
 below, close to the framing of MORPH/FG-NET crops used in the literature.
+
+Datasets store a *loose* crop, ``MARGIN`` times wider (``stored_crop``), whose
+centre the model sees; predicting on new photos makes the same crop.
 """
 
 import os
-from typing import NamedTuple, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 import numpy as np
+
+from clustercnn_jax.data import images
+
+MARGIN = 1.25  # a stored crop's side over the model input's (room for scale jitter)
 
 FGNET_NUM_POINTS = 68
 # FG-NET's own 68-point markup is NOT the IBUG/300-W layout: its eyes are points
@@ -111,6 +118,26 @@ def centre_crop(image: np.ndarray, out_size: int) -> np.ndarray:
   top, left = (h - s) // 2, (w - s) // 2
   im = Image.fromarray(np.asarray(image[top:top + s, left:left + s], np.uint8))
   return np.asarray(im.convert("RGB").resize((out_size, out_size), Image.BILINEAR), np.uint8)
+
+
+def stored_size(image_size: int, normalize_faces: bool = True) -> int:
+  """The side of a stored crop: loose (``MARGIN`` wider) for eye-normalised faces."""
+  return int(round(image_size * MARGIN)) if normalize_faces else image_size
+
+
+def stored_crop(image: np.ndarray, eyes: Optional[Eyes], image_size: int,
+                normalize_faces: bool = True, alpha: float = 2.5,
+                eye_height: float = 0.4) -> np.ndarray:
+  """The crop as datasets store it, at ``stored_size``: the eye-normalised face made
+  ``MARGIN`` looser (its central ``image_size`` px are the face of side alpha * l with
+  the eyes at ``eye_height``), the central square without eyes, or, with
+  ``normalize_faces`` False, the whole image resized."""
+  size = stored_size(image_size, normalize_faces)
+  if not normalize_faces:
+    return images.resize(image, size)
+  if eyes is None:
+    return centre_crop(image, size)
+  return crop_face(image, eyes, size, alpha * MARGIN, 0.5 - (0.5 - eye_height) / MARGIN)
 
 
 def fgnet_pts_path(points_dir: str, image_name: str) -> str:

@@ -11,6 +11,7 @@ side is at most ``max_side``). Zero-byte, truncated and corrupt files raise
 import hashlib
 import os
 import warnings
+from typing import Tuple
 
 import numpy as np
 
@@ -71,6 +72,18 @@ def read_image(path: str, max_side: int = DEFAULT_MAX_SIDE) -> np.ndarray:
     im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))),
                    Image.BILINEAR)
   return np.asarray(im, np.uint8)
+
+
+def upright_size(path: str) -> Tuple[int, int]:
+  """(width, height) of the photo in the file, EXIF orientation applied: the frame that
+  coordinates found on ``read_image``'s (perhaps downscaled) copy are reported in."""
+  from PIL import Image
+
+  with Image.open(path) as im:
+    w, h = im.size
+    if im.getexif().get(0x0112) in (5, 6, 7, 8):  # rotated by 90 or 270 degrees
+      w, h = h, w
+  return w, h
 
 
 def resize(image: np.ndarray, size: int) -> np.ndarray:

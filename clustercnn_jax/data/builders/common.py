@@ -23,8 +23,6 @@ import tensorflow_datasets as tfds
 
 from clustercnn_jax.data import faces, images
 
-MARGIN = 1.25
-
 
 class MissingManualDataError(FileNotFoundError):
   """The user has not put the dataset's files in the manual directory yet."""
@@ -101,9 +99,7 @@ class CropConfig(tfds.core.BuilderConfig):
 
   @property
   def stored_size(self) -> int:
-    if not self.normalize_faces:
-      return self.image_size
-    return int(round(self.image_size * MARGIN))
+    return faces.stored_size(self.image_size, self.normalize_faces)
 
 
 # 1.1.0: the whole image at the input size (1.0.0 stored it 1.25x larger, and training
@@ -196,18 +192,13 @@ def make_example(image: np.ndarray, eyes: Optional[faces.Eyes], eye_source: str,
                  config: CropConfig, *, age: int, person_id: int, gender: int, file_name: str,
                  report: Report) -> Optional[Dict[str, Any]]:
   """The stored example, or None (counted in ``report``) when it must be skipped."""
-  size = config.stored_size
-  if not config.normalize_faces:
-    crop = images.resize(image, size)
-  elif eyes is not None:
-    crop = faces.crop_face(image, eyes, size, config.alpha * MARGIN,
-                           0.5 - (0.5 - config.eye_height) / MARGIN)
-  elif config.no_face == "skip":
-    report.skip("no face or eyes found", file_name)
-    return None
-  else:
+  if config.normalize_faces and eyes is None:
+    if config.no_face == "skip":
+      report.skip("no face or eyes found", file_name)
+      return None
     report.note("no face or eyes found: centre crop", file_name)
-    crop = faces.centre_crop(image, size)
+  crop = faces.stored_crop(image, eyes, config.image_size, config.normalize_faces,
+                           config.alpha, config.eye_height)
   eyes_arr = np.stack([eyes.left, eyes.right]).astype(np.float32) if eyes is not None \
       else np.full((2, 2), -1.0, np.float32)
   return {"image": images.encode_png(crop), "age": int(age), "person_id": int(person_id),

@@ -1,0 +1,164 @@
+"""A trained model as one object, for notebooks and scripts.
+
+  from clustercnn_jax import load
+  model = load(workdir)               # the latest checkpoint, or load(workdir, step=N)
+  model.predict(crops)                # uint8 (N, S, S, 3) face crops -> ages
+  model.predict_files(["me.jpg"])     # photos -> one row per face (as the predict CLI)
+  model.embed(crops)                  # backbone features, where the centroids live
+  model.clusters(crops)               # nearest cluster and p(c|x) per face
+
+Crops are the model's input (``config.image_size``) or larger: the central
+``image_size`` pixels are used, as training did with its loose crops. Faces
+go through the model in batches of one fixed shape (padded), so each
+function compiles once.
+"""
+
+import functools
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from clustercnn_jax import api, losses
+from clustercnn_jax.data import photos
+from clustercnn_jax.data.preprocess import preprocess_for
+
+
+class Clusters(NamedTuple):
+  index: np.ndarray  # (N,) the nearest centroid, as evaluation assigns
+  p: np.ndarray  # (N,) p(index | x)
+  probs: np.ndarray  # (N, k) p(c | x) for every cluster
+
+
+def forward(config: ml_collections.ConfigDict, model: Any, variables: Dict[str, Any],
+            images: jnp.ndarray) -> Dict[str, jnp.ndarray]:
+  """Per face of uint8 crops (B, image_size, image_size, 3): age (the expected age), std
+  (of the softmax over ages) and, with a cluster module, cluster, p and probs."""
+  x = preprocess_for(config, images, jax.random.PRNGKey(0), train=False)
+  logits, aux = model.apply(variables, x, train=False)
+  out = {"age": losses.expected_age(logits), "std": losses.age_std(logits)}
+  if "assign" in aux:
+    out["cluster"], out["probs"] = aux["assign"], aux["probs"]
+    out["p"] = jnp.take_along_axis(aux["probs"], aux["assign"][:, None], axis=-1)[:, 0]
+  return out
+
+
+def central_crops(images: np.ndarray, size: int) -> np.ndarray:
+  """The central ``size`` pixels of uint8 squares (..., S, S, 3), S >= size: what
+  preprocessing keeps of a loose crop, taken on the host so one shape is compiled."""
+  images = np.asarray(images)
+  s = images.shape[-2] if images.ndim >= 3 else 0
+  if (images.ndim < 3 or images.shape[-3] != s or s < size or images.shape[-1] != 3
+      or images.dtype != np.uint8):
+    raise ValueError(f"Expected uint8 square images (N, S, S, 3) with S >= {size} (the "
+                     f"central {size}px are used), got {images.dtype} {images.shape}.")
+  start = (s - size) // 2
+  return images[..., start:start + size, start:start + size, :]
+
+
+class Predictor:
+  """A restored model with its config: ages, features and clusters for face crops or photos.
+
+  ``detector``: image -> faces (``DlibEyeDetector().faces`` by default, made on first use).
+  """
+
+  def __init__(self, config: ml_collections.ConfigDict, model: Any, variables: Dict[str, Any],
+               batch_size: int = 32, detector: Optional[photos.FaceFinder] = None):
+    self.config, self.model, self.variables = config, model, variables
+    self.batch_size = batch_size
+    self._detector = detector
+    self._forward = jax.jit(functools.partial(forward, config, model))
+    self._embed = jax.jit(lambda v, im: model.apply(
+        v, preprocess_for(config, im, jax.random.PRNGKey(0), train=False), train=False,
+        method="embed"))
+
+  def _batched(self, fn: Any, images: np.ndarray) -> Any:
+    """``fn(variables, batch)`` over ``images`` in padded batches of ``batch_size``."""
+    images = central_crops(images, self.config.image_size)
+    if images.ndim != 4:
+      raise ValueError(f"Expected a batch (N, S, S, 3), got {images.shape}.")
+    outs = []
+    for start in range(0, len(images), self.batch_size):
+      chunk = images[start:start + self.batch_size]
+      pad = np.zeros((self.batch_size - len(chunk),) + chunk.shape[1:], np.uint8)
+      out = fn(self.variables, np.concatenate([chunk, pad]) if len(pad) else chunk)
+      outs.append(jax.tree_util.tree_map(lambda a: np.asarray(a)[:len(chunk)], out))
+    if not outs:  # no images: empty results of the right structure
+      shapes = jax.eval_shape(fn, self.variables, jax.ShapeDtypeStruct(images.shape, np.uint8))
+      return jax.tree_util.tree_map(lambda a: np.zeros(a.shape, a.dtype), shapes)
+    return jax.tree_util.tree_map(lambda *a: np.concatenate(a), *outs)
+
+  def outputs(self, images: np.ndarray) -> Dict[str, np.ndarray]:
+    """``forward``'s age, std, cluster, p and probs for uint8 crops (N, S, S, 3)."""
+    return self._batched(self._forward, images)
+
+  def predict(self, images: np.ndarray) -> np.ndarray:
+    """Expected ages (N,) for uint8 face crops (N, S, S, 3), S >= image_size."""
+    return self.outputs(images)["age"]
+
+  def embed(self, images: np.ndarray) -> np.ndarray:
+    """Backbone features (N, D): what the cluster centroids live among."""
+    return self._batched(self._embed, images)
+
+  def clusters(self, images: np.ndarray) -> Clusters:
+    """The nearest cluster of each face, with p(c|x); models without clusters refuse."""
+    if not self.config.model.use_cluster:
+      raise ValueError("This model has no cluster module (config.model.use_cluster=False).")
+    out = self.outputs(images)
+    return Clusters(out["cluster"], out["p"], out["probs"])
+
+  def predict_files(self, paths: Sequence[str], detect: bool = True) -> List[Dict[str, Any]]:
+    """One row per face of each photo (folders expanded), or one row with ``error``."""
+    return [row for _, rows in self.iter_files(paths, detect) for row in rows]
+
+  def iter_files(self, paths: Sequence[str], detect: bool = True,
+                 keep_images: bool = False) -> Iterator[Tuple[photos.Photo, List[Dict[str, Any]]]]:
+    """(photo, its rows) per file in order; faces of several files share a batch."""
+    if detect and self.config.normalize_faces and self._detector is None:
+      self._detector = photos.default_detector()
+    pending, num_faces = [], 0
+    for photo in photos.read_photos(paths, self.config, self._detector, detect):
+      if not keep_images:
+        photo.image = None
+      pending.append(photo)
+      num_faces += len(photo.crops)
+      if num_faces >= self.batch_size:
+        yield from self._rows(pending)
+        pending, num_faces = [], 0
+    yield from self._rows(pending)
+
+  def _rows(self, pending: List[photos.Photo]) -> Iterator[Tuple[photos.Photo, List[Dict]]]:
+    size = self.config.image_size
+    crops = [central_crops(c, size) for p in pending for c in p.crops]
+    out = self.outputs(np.stack(crops)) if crops else {}
+    i = 0
+    for photo in pending:
+      n = len(photo.crops)
+      yield photo, face_rows(photo, {k: v[i:i + n] for k, v in out.items()})
+      i += n
+
+
+def face_rows(photo: photos.Photo, out: Dict[str, np.ndarray]) -> List[Dict[str, Any]]:
+  """The rows of one photo: file, box, eyes (pixels of the file), age, std, cluster, p."""
+  if not photo.crops:
+    return [{"file": photo.file, "error": photo.error}]
+  px = lambda v: round(float(v) * photo.scale, 1)
+  rows = []
+  for i, (box, eyes) in enumerate(zip(photo.boxes, photo.eyes)):
+    rows.append({
+        "file": photo.file,
+        "box": None if box is None else [px(v) for v in box],
+        "eyes": None if eyes is None else [[px(v) for v in e] for e in eyes],
+        "age": round(float(out["age"][i]), 3),
+        "std": round(float(out["std"][i]), 3),
+        "cluster": int(out["cluster"][i]) if "cluster" in out else None,
+        "p": round(float(out["p"][i]), 4) if "p" in out else None,
+    })
+  return rows
+
+
+def load(workdir: str, step: Optional[int] = None, batch_size: int = 32) -> Predictor:
+  """The model of a workdir (the latest checkpoint, or ``step``) as a ``Predictor``."""
+  return Predictor(*api.load(workdir, step), batch_size=batch_size)
