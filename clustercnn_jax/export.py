@@ -1,0 +1,88 @@
+"""A trained model as one self-contained serving function (``jax.export``, StableHLO).
+
+  python -m clustercnn_jax.export --workdir=DIR model.jaxexport
+
+writes ``model.jaxexport`` (the function with its weights inside: uint8 face
+crops (N, S, S, 3) -> expected ages (N,), any N) and ``model.jaxexport.json``
+(S, how the crops are framed, what was exported). Serving it needs jax and
+numpy only, not this package:
+
+  exported = jax.export.deserialize(bytearray(open("model.jaxexport", "rb").read()))
+  ages = exported.call(crops)
+
+Crops are the face normalisation the model was trained on, at S =
+``image_size``: ``data.faces.crop_face(photo, eyes, S, alpha, eye_height)``
+with the sidecar's values (or the whole photo resized when
+``normalize_faces`` is false).
+"""
+
+import json
+from typing import Any, Dict, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+from absl import app, flags
+
+from clustercnn_jax import api, checkpoint, cli, predictor
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+  """Command-line flags, defined only when run as a program (see ``predict``)."""
+  cli.define_model_flags()
+  if "platforms" not in FLAGS:
+    flags.DEFINE_list("platforms", None, "Platforms to lower for, e.g. cpu,cuda (default: "
+                      "this machine's).")
+
+
+def export_ages(config: ml_collections.ConfigDict, model: Any, variables: Dict[str, Any],
+                platforms: Optional[Sequence[str]] = None) -> jax.export.Exported:
+  """uint8 crops (b, S, S, 3) -> ages (b,), b symbolic: one export serves any batch size."""
+  size = config.image_size
+  (b,) = jax.export.symbolic_shape("b")
+  serve = jax.jit(lambda images: predictor.forward(config, model, variables, images)["age"])
+  return jax.export.export(serve, platforms=platforms)(
+      jax.ShapeDtypeStruct((b, size, size, 3), jnp.uint8))
+
+
+def sidecar(config: ml_collections.ConfigDict, exported: jax.export.Exported,
+            step: int) -> Dict[str, Any]:
+  """What a server needs besides the function: the input it takes and where it came from."""
+  return {
+      "input": {"shape": ["N", config.image_size, config.image_size, 3], "dtype": "uint8"},
+      "output": {"shape": ["N"], "dtype": "float32", "meaning": "expected age, years"},
+      "image_size": config.image_size,
+      "config": f"{config.data.name}/{config.model.backbone}",
+      "normalize_faces": bool(config.normalize_faces),
+      "face": {"alpha": config.face.alpha, "eye_height": config.face.eye_height},
+      "max_age": config.max_age,
+      "step": step,
+      "platforms": list(exported.platforms),
+  }
+
+
+def main(argv: Sequence[str]) -> None:
+  if len(argv) != 2:
+    raise app.UsageError("Give one output path: python -m clustercnn_jax.export "
+                         "--workdir=DIR OUT")
+  out = argv[1]
+  cli.setup()
+  config, model, variables = api.load(FLAGS.workdir, FLAGS.step)
+  step = FLAGS.step
+  if step is None:
+    step = checkpoint.manager(FLAGS.workdir, config).latest_step()
+  exported = export_ages(config, model, variables, FLAGS.platforms)
+  blob = exported.serialize()
+  with open(out, "wb") as f:
+    f.write(blob)
+  with open(out + ".json", "w") as f:
+    json.dump(sidecar(config, exported, step), f, indent=2)
+  print(f"{out}: uint8 (N, {config.image_size}, {config.image_size}, 3) -> ages (N,), "
+        f"step {step}, {', '.join(exported.platforms)}")
+
+
+if __name__ == "__main__":
+  define_flags()
+  app.run(main)
