@@ -4,6 +4,7 @@ import ml_collections
 
 from clustercnn_jax import data, models, optimizers, pretrained
 from clustercnn_jax.data import splits
+from clustercnn_jax.models import blocks
 
 NO_FACE = ("centre", "skip")
 
@@ -37,6 +38,12 @@ def validate(config: ml_collections.ConfigDict, *, need_weights: bool = True) ->
     pretrained.weights_for(config.model.backbone)  # ValueError: no ImageNet weights known
     if need_weights:
       pretrained.resolve(config.model.backbone, config.pretrained)  # says where to get them
-  if config.model.cached_features and not config.model.freeze_backbone:
-    raise ValueError("model.cached_features=True needs --config.model.freeze_backbone=True: "
-                     "features of a backbone that is being trained change every step.")
+  m = config.model
+  if m.train_from:
+    backbone = models.get_backbone(m.backbone, **m.backbone_kwargs.to_dict())
+    blocks.block_index(backbone.blocks(train=False), m.train_from)  # ValueError lists them
+  if m.cached_features and not (m.freeze_backbone or m.train_from):
+    raise ValueError("model.cached_features=True needs frozen blocks to cache: "
+                     "--config.model.freeze_backbone=True or --config.model.train_from=BLOCK; "
+                     "the output of blocks that are being trained changes every step.")
+  _choice(config.feature_cache_dtype, ("float32", "float16"), "feature_cache_dtype")

@@ -1,14 +1,18 @@
-"""Frozen-backbone features, computed once per image and kept on disk.
+"""The output of a backbone's frozen blocks, computed once per image and view, kept on disk.
 
-With a frozen backbone and no augmentation a face's features never change, so
-running the backbone at every step is wasted work: ``model.cached_features``
-runs it once per image and trains the cluster module and head on the stored
-vectors. On a CPU this turns the 82 FG-NET folds from days into minutes.
+Frozen blocks (the whole backbone with ``model.freeze_backbone``, or those before
+``model.train_from``) give a face the same output at every step, so running them
+at every step is wasted work: ``model.cached_features`` runs them once per image
+and per view (``preprocess.views``: the evaluation crop, its mirror image and two
+zooms, what is left of the augmentation) and trains the rest on the stored
+arrays. On a CPU this turns the 82 FG-NET folds from days into minutes, and
+makes fine-tuning the top blocks affordable.
 
-The cache is content-addressed: one file per backbone (its name and revision,
-settings, input size and normalisation, and a digest of its weights), holding the SHA-1
-of each image's bytes and that image's features. Every fold of a protocol,
-every split and every rerun therefore reuses what any of them computed.
+The cache is content-addressed: one file per setting (backbone name and revision,
+settings, input size and normalisation, where the frozen part ends, the views,
+the storage dtype and a digest of the frozen weights), holding the SHA-1 of each
+image's bytes and that image's outputs. Every fold of a protocol, every split and
+every rerun therefore reuses what any of them computed.
 """
 
 import functools
@@ -20,14 +24,15 @@ import time
 from typing import Any, Callable, Iterable, Sequence
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from clustercnn_jax import models, pretrained
 from clustercnn_jax.data.dataset import ArrayDataset
 from clustercnn_jax.data.images import digests as image_digests
-from clustercnn_jax.data.preprocess import preprocess_for
-from clustercnn_jax.models.model import AgeModel
+from clustercnn_jax.data.preprocess import preprocess_view, views
+from clustercnn_jax.models.model import AgeModel, frozen_blocks_params
 
 
 def weights_digest(tree: Any) -> str:
@@ -56,8 +61,9 @@ def cached_features(images: np.ndarray, embed: Callable[[np.ndarray], np.ndarray
   """Features of ``images`` (N, H, W, C): read from ``cache_dir/key.npz``, computing
   (and adding) only the images not already there.
 
-  ``embed`` maps a uint8 batch of exactly ``batch_size`` images to (batch_size, D)
-  features; the last batch is padded so that it compiles once.
+  ``embed`` maps a uint8 batch of exactly ``batch_size`` images to (batch_size, ...)
+  outputs, stored in the dtype it returns; the last batch is padded so that it
+  compiles once.
   """
   cache_dir = os.path.expanduser(cache_dir)
   path = os.path.join(cache_dir, f"{key}.npz")
@@ -85,7 +91,7 @@ def cached_features(images: np.ndarray, embed: Callable[[np.ndarray], np.ndarray
       pad = batch_size - len(chunk)
       if pad:
         chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
-      out.append(np.asarray(embed(chunk), np.float32)[:len(idx)])
+      out.append(np.asarray(embed(chunk))[:len(idx)])
       done += len(idx)
       if n_batch % 20 == 19 or done == missing.size:
         rate = done / max(time.time() - t0, 1e-9)
@@ -105,32 +111,41 @@ def cached_features(images: np.ndarray, embed: Callable[[np.ndarray], np.ndarray
   return known_f[np.array([index[d] for d in digests], np.int64)]
 
 
+def frozen_variables(state: Any, config: ml_collections.ConfigDict) -> dict:
+  """The variables of the frozen blocks only: what the cached outputs depend on."""
+  keep = (lambda name: True) if config.model.freeze_backbone else \
+      frozen_blocks_params(config).__contains__
+  return {c: {"backbone": {k: v for k, v in getattr(state, field).get("backbone", {}).items()
+                           if keep(k)}}
+          for c, field in (("params", "params"), ("batch_stats", "batch_stats"))}
+
+
 def feature_datasets(state: Any, model: AgeModel, config: ml_collections.ConfigDict,
                      *datasets: ArrayDataset) -> list:
-  """``datasets`` with each image replaced by its frozen backbone's features (cached)."""
-  if not config.model.freeze_backbone:
-    raise ValueError("model.cached_features=True needs --config.model.freeze_backbone=True: "
-                     "features of a backbone that is being trained change every step.")
-  if config.scale_jitter or config.flip or config.colour_jitter:
-    logging.warning("model.cached_features: features come from the evaluation crop, so "
-                    "scale_jitter, flip and colour_jitter are not applied.")
-  backbone = {"params": {"backbone": state.params["backbone"]},
-              "batch_stats": {"backbone": state.batch_stats.get("backbone", {})}}
+  """``datasets`` with each image replaced by its frozen blocks' output for each of
+  ``preprocess.views(config)`` (N, V, ...), cached; the train step picks a view per example."""
+  if config.colour_jitter:
+    logging.warning("model.cached_features: the frozen blocks run once per view, so "
+                    "colour_jitter is not applied (flip and scale jitter become fixed views).")
   m = config.model
+  view_list = views(config)
+  frozen = frozen_variables(state, config)
   key = cache_key(
       (m.backbone, models.revision(m.backbone), sorted(m.backbone_kwargs.to_dict().items()),
-       config.image_size,
-       tuple(map(tuple, pretrained.input_normalization(config))), config.half_precision),
-      weights_digest(backbone))
+       config.image_size, tuple(map(tuple, pretrained.input_normalization(config))),
+       config.half_precision, "features" if m.freeze_backbone else m.train_from, view_list,
+       config.feature_cache_dtype),
+      weights_digest(frozen))
 
   @jax.jit
   def embed(variables, images):
-    x = preprocess_for(config, images, jax.random.PRNGKey(0), train=False)
-    return model.apply(variables, x, train=False, method=AgeModel.embed)
+    out = [model.apply(variables, preprocess_view(config, images, zoom, flip),
+                       method=AgeModel.frozen_part) for zoom, flip in view_list]
+    return jnp.stack(out, axis=1).astype(config.feature_cache_dtype)
 
   out = []
   for ds in datasets:
-    feats = cached_features(ds.images, functools.partial(embed, backbone), key,
+    feats = cached_features(ds.images, functools.partial(embed, frozen), key,
                             config.feature_cache_dir, config.batch_size)
     out.append(ArrayDataset(feats, ds.ages, ds.person_ids))
   return out

@@ -3,6 +3,8 @@
 import ml_collections
 import optax
 
+from clustercnn_jax.models.model import frozen_blocks_params
+
 SCHEDULES = ("constant", "cosine")
 OPTIMIZERS = ("adam", "sgd")
 
@@ -23,7 +25,8 @@ def learning_rate_schedule(config: ml_collections.ConfigDict, total_steps: int) 
 
 
 def make_optimizer(config: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
-  """Adam (AdamW with ``weight_decay``) or SGD; a frozen backbone gets zero updates."""
+  """Adam (AdamW with ``weight_decay``) or SGD; frozen blocks (``freeze_backbone``,
+  ``train_from``) get zero updates, so weight decay leaves them alone too."""
   schedule = learning_rate_schedule(config, total_steps)
   if config.optimizer == "adam":
     tx = optax.adamw(schedule, weight_decay=config.weight_decay) if config.weight_decay \
@@ -36,5 +39,10 @@ def make_optimizer(config: ml_collections.ConfigDict, total_steps: int) -> optax
     raise ValueError(f"Unknown optimizer {config.optimizer!r}; use one of {OPTIMIZERS}.")
   if config.model.freeze_backbone:
     label = lambda params: {k: "frozen" if k == "backbone" else "train" for k in params}
+    tx = optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, label)
+  elif config.model.train_from:
+    frozen = frozen_blocks_params(config)
+    label = lambda params: {k: ({b: "frozen" if b in frozen else "train" for b in v}
+                                if k == "backbone" else "train") for k, v in params.items()}
     tx = optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, label)
   return tx

@@ -35,6 +35,25 @@ from clustercnn_jax.train_state import TrainState, create_train_state
 AXIS = "batch"
 
 
+def cached_view(cached: jnp.ndarray, rng: jax.Array, example_offset: jnp.ndarray | int
+                ) -> jnp.ndarray:
+  """One of the V cached views (B, V, ...) of each example, drawn uniformly and keyed by
+  its global index (as the augmentation it stands for)."""
+  batch, num_views = cached.shape[:2]
+  if num_views == 1:
+    return cached[:, 0]
+  keys = jax.vmap(jax.random.fold_in, (None, 0))(rng, example_offset + jnp.arange(batch))
+  view = jax.vmap(lambda k: jax.random.randint(k, (), 0, num_views))(keys)
+  return cached[jnp.arange(batch), view]
+
+
+def _eval_inputs(config: ml_collections.ConfigDict, images: jnp.ndarray) -> jnp.ndarray:
+  """The evaluation input: the first cached view (the evaluation crop), or the crop itself."""
+  if config.model.cached_features:
+    return images[:, 0]
+  return preprocess_for(config, images, jax.random.PRNGKey(0), False)
+
+
 def train_step(state: TrainState, batch: Dict[str, jnp.ndarray], rng: jax.Array, *,
                model: AgeModel, config: ml_collections.ConfigDict):
   """One optimisation step on this device's shard; call under pmap(axis_name='batch')."""
@@ -42,13 +61,13 @@ def train_step(state: TrainState, batch: Dict[str, jnp.ndarray], rng: jax.Array,
   aug_rng, cluster_rng, dropout_rng = jax.random.split(step_rng, 3)
   offset = jax.lax.axis_index(AXIS) * batch["ages"].shape[0]
   cached = config.model.cached_features
-  images = batch["images"] if cached else preprocess_for(config, batch["images"], aug_rng, True,
-                                                         example_offset=offset)
+  images = cached_view(batch["images"], aug_rng, offset) if cached else preprocess_for(
+      config, batch["images"], aug_rng, True, example_offset=offset)
 
   def loss_fn(params):
     variables = {"params": params, "batch_stats": state.batch_stats, "clusters": state.clusters}
     (logits, aux), updates = model.apply(
-        variables, images, train=True, features=cached, mutable=["batch_stats", "clusters"],
+        variables, images, train=True, cached=cached, mutable=["batch_stats", "clusters"],
         rngs={"dropout": dropout_rng, "cluster": cluster_rng})
     terms = losses.age_loss(logits, batch["ages"], aux, ce_weight=config.loss.ce_weight,
                             sw_sb_weight=config.loss.sw_sb_weight)
@@ -72,12 +91,10 @@ def train_step(state: TrainState, batch: Dict[str, jnp.ndarray], rng: jax.Array,
 def eval_step(state: TrainState, batch: Dict[str, jnp.ndarray], *, model: AgeModel,
               config: ml_collections.ConfigDict) -> Dict[str, jnp.ndarray]:
   """Predicted ages (nearest-centroid assignment) and cluster of each example."""
-  cached = config.model.cached_features
-  images = batch["images"] if cached else preprocess_for(config, batch["images"],
-                                                         jax.random.PRNGKey(0), False)
   variables = {"params": state.params, "batch_stats": state.batch_stats,
                "clusters": state.clusters}
-  logits, aux = model.apply(variables, images, train=False, features=cached)
+  logits, aux = model.apply(variables, _eval_inputs(config, batch["images"]), train=False,
+                            cached=config.model.cached_features)
   out = {"pred": losses.expected_age(logits)}
   if "assign" in aux:
     out["assign"] = aux["assign"]
@@ -92,14 +109,11 @@ def compute_features(state: TrainState, model: AgeModel, ds: ArrayDataset,
   that example alone: the repeated examples that pad the last batch change
   nothing (with batch statistics they would skew the real ones).
   """
-  if config.model.cached_features:  # ds already holds them
-    return np.asarray(ds.images, np.float32)
-
   @jax.jit
   def embed(images):
-    x = preprocess_for(config, images, jax.random.PRNGKey(0), False)
-    return model.apply({"params": state.params, "batch_stats": state.batch_stats}, x,
-                       train=False, method=AgeModel.embed)
+    return model.apply({"params": state.params, "batch_stats": state.batch_stats},
+                       _eval_inputs(config, images), train=False,
+                       cached=config.model.cached_features, method=AgeModel.embed)
 
   out = []
   for batch in pipeline.eval_batches(ds, config.batch_size, 1):

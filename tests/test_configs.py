@@ -39,6 +39,8 @@ def test_variants_do_not_inherit_what_they_do_not_use():
     ("data.name", "imdb", "data.name"),
     ("data.split.kind", "fold", "data.split.kind"),
     ("face.no_face", "drop", "face.no_face"),
+    ("model.train_from", "stage9", "Unknown block 'stage9'.*'stage0', 'stage1', 'pool'"),
+    ("feature_cache_dtype", "int8", "feature_cache_dtype"),
 ])
 def test_bad_choices_fail_before_any_work(tiny_config, tmp_path, field, value, match):
   node = tiny_config

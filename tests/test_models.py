@@ -132,3 +132,31 @@ def test_conv_with_matmul_kernel_gradient_equals_flax_conv(kernel, stride, paddi
   for a, b in zip(jax.tree_util.tree_leaves(jax.grad(loss(fast), argnums=(0, 1))(params, x)),
                   jax.tree_util.tree_leaves(jax.grad(loss(ref), argnums=(0, 1))(params, x))):
     np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name,kwargs,size", [
+    ("googlenet", {"depth": 0.5}, 64), ("efficientnet_lite0", {}, 64),
+    ("mobilenet_v2", {}, 64), ("small_cnn", {"widths": (8, 16)}, 32)])
+def test_blocks_own_every_parameter_and_compose(name, kwargs, size):
+  """Partial fine-tuning runs a backbone in two parts (models/blocks.py): every variable
+  belongs to one block, and the lower part then the upper part is the whole network."""
+  from clustercnn_jax.models import blocks
+
+  backbone = models.get_backbone(name, **kwargs)
+  x = jax.random.normal(jax.random.PRNGKey(1), (2, size, size, 3))
+  variables = jax.jit(lambda x: backbone.init(jax.random.PRNGKey(0), x, train=False))(x)
+  listed = [p for b in backbone.blocks(train=False) for p in b.params]
+  assert len(listed) == len(set(listed))
+  assert set(variables["params"]) <= set(listed)
+  names = blocks.names(backbone.blocks(train=False))
+  split = names[len(names) // 2]
+
+  @jax.jit
+  def whole_and_parts(x):
+    lower = backbone.apply(variables, x, train=False, stop=split)
+    return (backbone.apply(variables, x, train=False), lower,
+            backbone.apply(variables, lower, train=False, start=split))
+
+  whole, lower, upper = whole_and_parts(x)
+  assert lower.ndim == 4  # an activation map, not yet pooled
+  np.testing.assert_allclose(upper, whole, rtol=1e-5, atol=1e-5)

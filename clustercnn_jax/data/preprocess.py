@@ -12,7 +12,7 @@ this shard's first index), so a batch is augmented identically however it is
 split over devices.
 """
 
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, Tuple
 
 import dm_pix as pix
 import jax
@@ -21,15 +21,19 @@ import jax.numpy as jnp
 from clustercnn_jax import pretrained
 
 
+def _zoom(x: jnp.ndarray, zoom: jnp.ndarray | float) -> jnp.ndarray:
+  """One (H, W, C) image resampled about its centre: ``zoom`` > 1 takes in more of it."""
+  centre = (jnp.asarray(x.shape[:2], jnp.float32) - 1.0) / 2.0
+  matrix = jnp.array([zoom, zoom, 1.0])  # output -> input
+  offset = jnp.concatenate([centre * (1.0 - zoom), jnp.zeros((1,))])
+  return pix.affine_transform(x, matrix, offset=offset, order=1, mode="nearest")
+
+
 def _augment_one(x: jnp.ndarray, key: jax.Array, flip: bool, scale_jitter: float,
                  colour_jitter: float) -> jnp.ndarray:
   k_scale, k_flip, k_bright, k_contrast = jax.random.split(key, 4)
   if scale_jitter > 0:
-    zoom = 1.0 + jax.random.uniform(k_scale, (), minval=-scale_jitter, maxval=scale_jitter)
-    centre = (jnp.asarray(x.shape[:2], jnp.float32) - 1.0) / 2.0
-    matrix = jnp.array([zoom, zoom, 1.0])  # output -> input: zoom about the centre
-    offset = jnp.concatenate([centre * (1.0 - zoom), jnp.zeros((1,))])
-    x = pix.affine_transform(x, matrix, offset=offset, order=1, mode="nearest")
+    x = _zoom(x, 1.0 + jax.random.uniform(k_scale, (), minval=-scale_jitter, maxval=scale_jitter))
   if flip:
     x = jnp.where(jax.random.bernoulli(k_flip, 0.5), x[:, ::-1, :], x)
   if colour_jitter > 0:
@@ -52,7 +56,12 @@ def preprocess(images: jnp.ndarray, rng: jax.Array, *, train: bool, flip: bool,
   if train and (flip or scale_jitter > 0 or colour_jitter > 0):
     keys = jax.vmap(jax.random.fold_in, (None, 0))(rng, example_offset + jnp.arange(x.shape[0]))
     x = jax.vmap(lambda im, k: _augment_one(im, k, flip, scale_jitter, colour_jitter))(x, keys)
-  start = (height - out_size) // 2
+  return _crop_and_normalise(x, out_size, mean, std)
+
+
+def _crop_and_normalise(x: jnp.ndarray, out_size: int, mean: Sequence[float],
+                        std: Sequence[float]) -> jnp.ndarray:
+  start = (x.shape[1] - out_size) // 2
   x = x[:, start:start + out_size, start:start + out_size, :]
   return (x - jnp.asarray(mean, jnp.float32)) / jnp.asarray(std, jnp.float32)
 
@@ -69,3 +78,30 @@ def preprocess_for(config: Any, images: jnp.ndarray, rng: jax.Array, train: bool
   return preprocess(images, rng, train=train, flip=config.flip, mean=mean, std=std,
                     example_offset=example_offset, out_size=config.image_size,
                     scale_jitter=scale_jitter, colour_jitter=config.colour_jitter)
+
+
+def views(config: Any) -> Tuple[Tuple[float, bool], ...]:
+  """The fixed (zoom, flip) views a feature cache stores of each face: what is left of the
+  training augmentation when the frozen blocks run once per view instead of every step.
+
+  The evaluation crop first; its mirror image with ``flip``; with scale jitter ε (part of
+  face normalisation), the crop zoomed by 1 - ε and its mirror zoomed by 1 + ε.
+  """
+  out = [(1.0, False)]
+  if config.flip:
+    out.append((1.0, True))
+  eps = config.scale_jitter if config.normalize_faces else 0.0
+  if eps > 0:
+    out += [(1.0 - eps, False), (1.0 + eps, bool(config.flip))]
+  return tuple(out)
+
+
+def preprocess_view(config: Any, images: jnp.ndarray, zoom: float, flip: bool) -> jnp.ndarray:
+  """``preprocess_for``'s evaluation input, zoomed about the centre and mirrored: one view."""
+  mean, std = pretrained.input_normalization(config)
+  x = images.astype(jnp.float32) / 255.0
+  if zoom != 1.0:
+    x = jax.vmap(lambda im: _zoom(im, zoom))(x)
+  if flip:
+    x = x[:, :, ::-1, :]
+  return _crop_and_normalise(x, config.image_size, mean, std)

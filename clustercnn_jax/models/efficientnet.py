@@ -8,11 +8,12 @@ with: symmetric (k-1)/2 padding moved the ImageNet logits by up to 1.33
 (issue 9). Depthwise convolutions are ``layers.DepthwiseConv`` (fast on CPU).
 """
 
-from typing import Optional
+from typing import List, Optional
 
 import flax.linen as nn
 import jax.numpy as jnp
 
+from clustercnn_jax.models.blocks import Block, run_blocks
 from clustercnn_jax.models.layers import (Conv, DepthwiseConv, Dtype, batch_norm,
                                           pool_and_classify, relu6, same_padding)
 
@@ -64,17 +65,25 @@ class EfficientNetLite0(nn.Module):
   dtype: Dtype = jnp.float32
   depthwise_impl: str = "auto"  # layers.DepthwiseConv: 'auto' | 'slices' | 'grouped'
 
-  @nn.compact
-  def __call__(self, x, train: bool):
+  def blocks(self, train: bool) -> List[Block]:
+    """stem, _blocks_0 .. _blocks_15, head (see models/blocks.py)."""
     bn = lambda name: _bn(train, self.axis_name, self.dtype, name)
-    x = _conv(x.astype(self.dtype), 32, 3, 2, dtype=self.dtype, name="_conv_stem")
-    x = relu6(bn("_bn0")(x))
+    out = [Block("stem", ("_conv_stem", "_bn0"), lambda x: relu6(bn("_bn0")(
+        _conv(x.astype(self.dtype), 32, 3, 2, dtype=self.dtype, name="_conv_stem"))))]
     index = 0
     for repeats, kernel, stride, expand, features in STAGES:
       for r in range(repeats):
-        x = MBConv(features, kernel, stride if r == 0 else 1, expand, axis_name=self.axis_name,
-                   dtype=self.dtype, depthwise_impl=self.depthwise_impl,
-                   name=f"_blocks_{index}")(x, train)
+        name = f"_blocks_{index}"
+        mb = lambda x, name=name, args=(features, kernel, stride if r == 0 else 1, expand): \
+            MBConv(*args, axis_name=self.axis_name, dtype=self.dtype,
+                   depthwise_impl=self.depthwise_impl, name=name)(x, train)
+        out.append(Block(name, (name,), mb))
         index += 1
-    x = relu6(bn("_bn1")(_conv(x, 1280, 1, dtype=self.dtype, name="_conv_head")))
-    return pool_and_classify(self, x, train, "_fc")
+    out.append(Block("head", ("_conv_head", "_bn1", "_fc"), lambda x: pool_and_classify(
+        self, relu6(bn("_bn1")(_conv(x, 1280, 1, dtype=self.dtype, name="_conv_head"))), train,
+        "_fc")))
+    return out
+
+  @nn.compact
+  def __call__(self, x, train: bool, start: Optional[str] = None, stop: Optional[str] = None):
+    return run_blocks(self.blocks(train), x, start, stop)

@@ -10,11 +10,12 @@ the network at half depth on 72x72 FG-NET faces. ``width`` scales every channel
 count (pretrained weights need width 1).
 """
 
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
 
+from clustercnn_jax.models.blocks import Block, run_blocks
 from clustercnn_jax.models.layers import ConvBN, Dtype, max_pool_ceil, pool_and_classify
 
 # name: (ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj), as in torchvision.
@@ -60,23 +61,35 @@ class GoogLeNet(nn.Module):
   axis_name: Optional[str] = None
   dtype: Dtype = jnp.float32
 
-  @nn.compact
-  def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+  def blocks(self, train: bool) -> List[Block]:
+    """stem (conv1..conv3), inception3a .. (as deep as ``depth``), pool (see models/blocks.py)."""
     if not 0.0 < self.depth <= 1.0:
       raise ValueError(f"GoogLeNet depth must be in (0, 1], got {self.depth}.")
     w = lambda c: max(1, int(round(c * self.width)))
     conv = lambda f, k, s, p, name: ConvBN(w(f), k, s, p, axis_name=self.axis_name,
                                            dtype=self.dtype, name=name)
-    x = x.astype(self.dtype)
-    x = conv(64, 7, 2, 3, "conv1")(x, train)
-    x = max_pool_ceil(x, 3, 2)
-    x = conv(64, 1, 1, 0, "conv2")(x, train)
-    x = conv(192, 3, 1, 1, "conv3")(x, train)
-    x = max_pool_ceil(x, 3, 2)
-    num_blocks = max(1, int(round(len(INCEPTION_BLOCKS) * self.depth)))
-    for name, channels in INCEPTION_BLOCKS[:num_blocks]:
-      x = Inception(tuple(w(c) for c in channels), axis_name=self.axis_name,
-                    dtype=self.dtype, name=name)(x, train)
-      if name in POOL_AFTER and name != INCEPTION_BLOCKS[num_blocks - 1][0]:
-        x = max_pool_ceil(x, *POOL_AFTER[name])
-    return pool_and_classify(self, x, train, "fc")
+
+    def stem(x):
+      x = conv(64, 7, 2, 3, "conv1")(x.astype(self.dtype), train)
+      x = max_pool_ceil(x, 3, 2)
+      x = conv(64, 1, 1, 0, "conv2")(x, train)
+      x = conv(192, 3, 1, 1, "conv3")(x, train)
+      return max_pool_ceil(x, 3, 2)
+
+    def inception(x, name, channels, last):
+      x = Inception(tuple(w(c) for c in channels), axis_name=self.axis_name, dtype=self.dtype,
+                    name=name)(x, train)
+      return max_pool_ceil(x, *POOL_AFTER[name]) if name in POOL_AFTER and not last else x
+
+    out = [Block("stem", ("conv1", "conv2", "conv3"), stem)]
+    kept = INCEPTION_BLOCKS[:max(1, int(round(len(INCEPTION_BLOCKS) * self.depth)))]
+    for i, (name, channels) in enumerate(kept):
+      out.append(Block(name, (name,), lambda x, name=name, channels=channels, last=(
+          i == len(kept) - 1): inception(x, name, channels, last)))
+    out.append(Block("pool", ("fc",), lambda x: pool_and_classify(self, x, train, "fc")))
+    return out
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, train: bool, start: Optional[str] = None,
+               stop: Optional[str] = None) -> jnp.ndarray:
+    return run_blocks(self.blocks(train), x, start, stop)

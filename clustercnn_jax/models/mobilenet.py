@@ -6,11 +6,12 @@ ImageNet checkpoint loads by name (clustercnn_jax.pretrained). Depthwise
 convolutions are ``layers.DepthwiseConv`` (PyTorch's symmetric padding; fast on CPU).
 """
 
-from typing import Optional
+from typing import List, Optional
 
 import flax.linen as nn
 import jax.numpy as jnp
 
+from clustercnn_jax.models.blocks import Block, run_blocks
 from clustercnn_jax.models.layers import (Conv, DepthwiseConv, Dtype, batch_norm,
                                           pool_and_classify, relu6)
 
@@ -76,15 +77,25 @@ class MobileNetV2(nn.Module):
   dtype: Dtype = jnp.float32
   depthwise_impl: str = "auto"  # layers.DepthwiseConv: 'auto' | 'slices' | 'grouped'
 
-  @nn.compact
-  def __call__(self, x, train: bool):
+  def blocks(self, train: bool) -> List[Block]:
+    """features_0 .. features_18 (torchvision's), pool (see models/blocks.py)."""
     kw = dict(axis_name=self.axis_name, dtype=self.dtype)
-    x = ConvBNReLU6(32, 3, 2, name="features_0", **kw)(x.astype(self.dtype), train)
+    out = [Block("features_0", ("features_0",), lambda x: ConvBNReLU6(
+        32, 3, 2, name="features_0", **kw)(x.astype(self.dtype), train))]
     index = 1
     for t, c, n, s in SETTINGS:
       for r in range(n):
-        x = InvertedResidual(c, s if r == 0 else 1, t, depthwise_impl=self.depthwise_impl,
-                             name=f"features_{index}", **kw)(x, train)
+        name = f"features_{index}"
+        out.append(Block(name, (name,), lambda x, name=name, args=(c, s if r == 0 else 1, t):
+                         InvertedResidual(*args, depthwise_impl=self.depthwise_impl, name=name,
+                                          **kw)(x, train)))
         index += 1
-    x = ConvBNReLU6(1280, 1, name=f"features_{index}", **kw)(x, train)
-    return pool_and_classify(self, x, train, "classifier_1")
+    name = f"features_{index}"
+    out.append(Block(name, (name,), lambda x: ConvBNReLU6(1280, 1, name=name, **kw)(x, train)))
+    out.append(Block("pool", ("classifier_1",),
+                     lambda x: pool_and_classify(self, x, train, "classifier_1")))
+    return out
+
+  @nn.compact
+  def __call__(self, x, train: bool, start: Optional[str] = None, stop: Optional[str] = None):
+    return run_blocks(self.blocks(train), x, start, stop)

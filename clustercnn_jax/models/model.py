@@ -1,6 +1,6 @@
 """Backbone -> cluster module -> age head: the whole Cluster-CNN."""
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Set, Tuple
 
 import flax.linen as nn
 import jax
@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from clustercnn_jax import models
+from clustercnn_jax.models import blocks
 from clustercnn_jax.cluster import ClusterModule
 
 
@@ -29,24 +30,36 @@ class AgeModel(nn.Module):
   reseed_after: int = 1000
   dropout_rate: float = 0.0
   freeze_backbone: bool = False
+  train_from: str = ""  # a backbone block: the blocks before it are frozen ('' = none)
   axis_name: Optional[str] = None
 
-  def embed(self, images: jnp.ndarray, train: bool) -> jnp.ndarray:
+  def frozen_part(self, images: jnp.ndarray) -> jnp.ndarray:
+    """What a feature cache stores: the output of the backbone's frozen blocks (all of
+    them with ``freeze_backbone``, else those before ``train_from``), in inference mode."""
+    stop = None if self.freeze_backbone else self.train_from
+    return jax.lax.stop_gradient(self.backbone(images, train=False, stop=stop))
+
+  def embed(self, inputs: jnp.ndarray, train: bool, cached: bool = False) -> jnp.ndarray:
     """Backbone features x: what the centroids live among (used by k-means++).
 
-    A frozen backbone runs in inference mode (BatchNorm running statistics)
-    and passes no gradient back.
+    Frozen blocks run in inference mode (BatchNorm running statistics) and pass
+    no gradient back. ``cached``: ``inputs`` are ``frozen_part``'s output.
     """
     if self.freeze_backbone:
-      return jax.lax.stop_gradient(self.backbone(images, train=False).astype(jnp.float32))
-    return self.backbone(images, train=train).astype(jnp.float32)
+      x = inputs if cached else self.frozen_part(inputs)
+    elif self.train_from:
+      lower = inputs if cached else self.frozen_part(inputs)
+      x = self.backbone(lower.astype(self.backbone.dtype), train=train, start=self.train_from)
+    else:
+      x = self.backbone(inputs, train=train)
+    return x.astype(jnp.float32)
 
   @nn.compact
-  def __call__(self, images: jnp.ndarray, train: bool,
-               features: bool = False) -> Tuple[jnp.ndarray, Dict[str, Any]]:
-    """``features=True``: ``images`` are already backbone features x (B, D), as
-    cached for a frozen backbone; the backbone's variables stay in the model, unused."""
-    x = images.astype(jnp.float32) if features else self.embed(images, train)
+  def __call__(self, inputs: jnp.ndarray, train: bool,
+               cached: bool = False) -> Tuple[jnp.ndarray, Dict[str, Any]]:
+    """``cached=True``: ``inputs`` are what ``frozen_part`` gives (cached features or
+    activations); the frozen blocks' variables stay in the model, unused."""
+    x = self.embed(inputs, train, cached)
     if self.use_cluster:
       v, aux = ClusterModule(self.num_clusters, self.cluster_features, momentum=self.momentum,
                              sample_in_train=self.sample_in_train,
@@ -85,4 +98,16 @@ def build_model(config: ml_collections.ConfigDict, axis_name: Optional[str] = No
                   num_clusters=m.num_clusters, cluster_features=m.cluster_features,
                   momentum=m.momentum, sample_in_train=m.sample_in_train,
                   reseed_after=m.reseed_after, dropout_rate=m.dropout_rate,
-                  freeze_backbone=m.freeze_backbone, axis_name=axis_name)
+                  freeze_backbone=m.freeze_backbone, train_from=m.train_from,
+                  axis_name=axis_name)
+
+
+
+def frozen_blocks_params(config: ml_collections.ConfigDict) -> Set[str]:
+  """The backbone's top-level variable names that ``model.train_from`` freezes: those of
+  the blocks before it (none when it is '')."""
+  m = config.model
+  if not m.train_from:
+    return set()
+  backbone = models.get_backbone(m.backbone, **m.backbone_kwargs.to_dict())
+  return blocks.params_before(backbone.blocks(train=False), m.train_from)
