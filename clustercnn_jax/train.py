@@ -159,6 +159,22 @@ def evaluate(p_eval_step, state: TrainState, ds: ArrayDataset,
   return result
 
 
+def replicate(tree: Any) -> Any:
+  """One copy per local device, laid out as ``jax.pmap(axis_name=AXIS)`` lays out its
+  outputs. ``flax.jax_utils.replicate`` names its mesh axis differently, so the state
+  it makes and the state the first step returns compiled the step twice."""
+  devices = jax.local_devices()
+  sharding = jax.sharding.NamedSharding(jax.sharding.Mesh(np.array(devices), (AXIS,)),
+                                        jax.sharding.PartitionSpec(AXIS))
+
+  def put(x):
+    x = jnp.asarray(x)
+    shards = [jax.device_put(x[None], d) for d in devices]
+    return jax.make_array_from_single_device_arrays((len(devices),) + x.shape, sharding, shards)
+
+  return jax.tree_util.tree_map(put, tree)
+
+
 def total_train_steps(config: ml_collections.ConfigDict, num_train: int) -> int:
   if config.num_train_steps > 0:
     return int(config.num_train_steps)
@@ -236,8 +252,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   if threading.current_thread() is threading.main_thread():
     previous_handler = signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
-  state = jax_utils.replicate(state)
-  step_rngs = jax_utils.replicate(step_rng)
+  state = replicate(state)
+  step_rngs = replicate(step_rng)
   host_batches = pipeline.GrainBatches(
       pipeline.train_loader(train_ds, config.batch_size, num_devices, config.seed,
                             config.grain_workers), data_state.state)
