@@ -2,7 +2,7 @@
 
 import ml_collections
 
-from clustercnn_jax import data, models, optimizers, pretrained
+from clustercnn_jax import checkpoint, data, models, optimizers, pretrained
 from clustercnn_jax.data import splits
 from clustercnn_jax.models import blocks
 
@@ -47,3 +47,6 @@ def validate(config: ml_collections.ConfigDict, *, need_weights: bool = True) ->
                      "--config.model.freeze_backbone=True or --config.model.train_from=BLOCK; "
                      "the output of blocks that are being trained changes every step.")
   _choice(config.feature_cache_dtype, ("float32", "float16"), "feature_cache_dtype")
+  if config.init_from and not checkpoint.has_checkpoint(config.init_from):
+    raise FileNotFoundError(f"config.init_from={config.init_from!r} holds no checkpoint: pass "
+                            "the workdir of a finished training run.")

@@ -22,7 +22,8 @@ import numpy as np
 import optax
 from flax import jax_utils
 
-from clustercnn_jax import checkpoint, config_checks, data, feature_cache, kmeans, losses, results
+from clustercnn_jax import (api, checkpoint, config_checks, data, feature_cache, kmeans, losses,
+                            results, train_state)
 from clustercnn_jax.data import pipeline
 from clustercnn_jax.data.dataset import ArrayDataset
 from clustercnn_jax.data.preprocess import preprocess_for
@@ -192,18 +193,23 @@ def _restore_or_init(config: ml_collections.ConfigDict, workdir: str, model: Age
                      total_steps: int, rng: jax.Array, train_ds: ArrayDataset,
                      test_ds: ArrayDataset):
   """(state, data_state, mngr, train_ds, test_ds): resumed from ``workdir`` if it holds a
-  checkpoint, else fresh (ImageNet backbone, k-means++ centroids). With cached features
+  checkpoint, else fresh (ImageNet backbone, k-means++ centroids) or, with ``init_from``,
+  the trained model there. With cached features
   the datasets come back as the frozen backbone's features."""
   mngr = checkpoint.manager(workdir, config)
   resuming = mngr.latest_step() is not None
-  state = create_train_state(rng, config, model, total_steps, load_pretrained=not resuming)
+  state = create_train_state(rng, config, model, total_steps,
+                             load_pretrained=not resuming and not config.init_from)
   data_state = pipeline.IteratorState()
   if resuming:
     state = checkpoint.restore(mngr, state, data_state=data_state)
     logging.info("Resumed from %s at step %d.", mngr.directory, int(state.step))
+  elif config.init_from:
+    state = train_state.start_from(state, api.load(config.init_from)[2], config.init_from)
+    logging.info("Starting from the trained model in %s.", config.init_from)
   if config.model.cached_features:
     train_ds, test_ds = feature_cache.feature_datasets(state, model, config, train_ds, test_ds)
-  if not resuming:
+  if not resuming and not config.init_from:  # a trained model brings its centroids
     state = init_centroids(state, model, train_ds, config)
   return state, data_state, mngr, train_ds, test_ds
 

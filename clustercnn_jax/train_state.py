@@ -2,7 +2,7 @@
 
 import functools
 import logging
-from typing import Any
+from typing import Any, Dict
 
 import flax
 import jax
@@ -50,3 +50,32 @@ def abstract_train_state(config: ml_collections.ConfigDict, model: AgeModel) -> 
   """The state's structure, shapes and dtypes only: a target to restore a checkpoint into."""
   return jax.eval_shape(lambda: create_train_state(jax.random.PRNGKey(0), config, model,
                                                    total_steps=1, load_pretrained=False))
+
+
+def start_from(state: TrainState, variables: Dict[str, Any], source: str = "the source") -> TrainState:
+  """``state`` with the parameters, BatchNorm statistics and centroids of a trained model
+  (``config.init_from``): fine-tuning keeps its own optimiser, schedule and step 0.
+
+  Every array must have the shape it has here; a mismatch names the arrays and the
+  config fields that usually cause it.
+  """
+  fields = {"params": state.params, "batch_stats": state.batch_stats, "clusters": state.clusters}
+  bad = []
+  for name, target in fields.items():
+    mine = dict(jax.tree_util.tree_flatten_with_path(target)[0])
+    theirs = dict(jax.tree_util.tree_flatten_with_path(variables.get(name, {}))[0])
+    for path in sorted(set(mine) | set(theirs), key=jax.tree_util.keystr):
+      a, b = mine.get(path), theirs.get(path)
+      if a is None or b is None or jnp.shape(a) != jnp.shape(b):
+        bad.append(f"{name}{jax.tree_util.keystr(path)}: here "
+                   f"{None if a is None else jnp.shape(a)}, in {source} "
+                   f"{None if b is None else jnp.shape(b)}")
+  if bad:
+    raise ValueError(f"config.init_from: the model differs from {source} in {len(bad)} "
+                     f"arrays, e.g. {bad[:3]}. Match its max_age (the head covers ages "
+                     "0..max_age), model.backbone, model.use_cluster, model.num_clusters and "
+                     "model.cluster_features (--config.max_age=... etc.).")
+  cast = lambda t, ref: jax.tree_util.tree_map(lambda x, r: jnp.asarray(x, r.dtype), t, ref)
+  return state.replace(params=cast(variables["params"], state.params),
+                       batch_stats=cast(variables.get("batch_stats", {}), state.batch_stats),
+                       clusters=cast(variables.get("clusters", {}), state.clusters))

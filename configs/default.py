@@ -79,6 +79,9 @@ def get_config() -> ml_collections.ConfigDict:
   # then replaces mean/std below.
   config.pretrained = ""
   config.half_precision = False  # bfloat16 compute in the backbone
+  # A trained workdir to fine-tune from (its backbone, cluster module and head; the
+  # optimiser starts afresh): e.g. UTKFace pretraining for FG-NET. '' = ImageNet/random.
+  config.init_from = ""
 
   # Cluster initialisation: k-means++ on backbone features of training images.
   config.kmeans_examples = 5000
@@ -162,5 +165,18 @@ def use_cached_features(config: ml_collections.ConfigDict) -> ml_collections.Con
   config.model.cached_features = True
   config.flip, config.scale_jitter, config.colour_jitter = False, 0.0, 0.0
   config.learning_rate = 1e-3  # only the cluster module and head learn
+  config.log_every_steps = 200
+  return config
+
+
+def use_cached_activations(config: ml_collections.ConfigDict,
+                           train_from: str) -> ml_collections.ConfigDict:
+  """Partial fine-tuning on a CPU budget: the blocks before ``train_from`` run once per face
+  and view (the crop, its mirror, two zooms); the blocks from it on, the cluster module
+  and the head train on their cached output."""
+  config.model.train_from = train_from
+  config.model.cached_features = True
+  config.flip, config.colour_jitter = True, 0.0
+  config.learning_rate = 1e-3
   config.log_every_steps = 200
   return config

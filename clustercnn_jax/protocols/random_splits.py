@@ -13,11 +13,13 @@ import json
 import os
 from typing import Dict, List
 
+import jax
 import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
 from clustercnn_jax import cli, losses, plots, train
+from clustercnn_jax.progress import resident_mb
 from clustercnn_jax.protocols import metric_tables, parse_ranges
 
 FLAGS = flags.FLAGS
@@ -85,9 +87,11 @@ def main(argv):
     result = train.train_and_evaluate(config, split_dir)
     if "stopped_at" in result:
       return
+    jax.clear_caches()  # this split's compiled steps: the next one compiles its own
     summary = summarise(FLAGS.workdir, seeds)
-    logging.info("split %d: MAE %.2f | %d done: %.2f ± %.2f", s, result["test_mae"],
-                 len(summary["finished_splits"]), summary["mae_mean"], summary["mae_std"])
+    logging.info("split %d: MAE %.2f | %d done: %.2f ± %.2f | RSS %.0f MiB", s,
+                 result["test_mae"], len(summary["finished_splits"]), summary["mae_mean"],
+                 summary["mae_std"], resident_mb())
   summary = summarise(FLAGS.workdir, seeds)
   if summary["finished_splits"]:
     with open(os.path.join(FLAGS.workdir, "splits_results.md")) as f:
