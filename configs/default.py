@@ -63,8 +63,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.dropout_rate = 0.2
   config.model.sync_batch_norm = True
   config.model.freeze_backbone = False  # True: train only the cluster module and head
-  # Partial fine-tuning: a backbone block (e.g. '_blocks_11' of EfficientNet-Lite0; the
-  # blocks are listed by an unknown name's error) from which on the backbone trains; the
+  # Partial fine-tuning: a backbone block (e.g. '_blocks_11' of EfficientNet-Lite0, whose
+  # MBConv blocks are _blocks_0.._blocks_15, Lite1/2's .._blocks_20; the blocks are listed
+  # by an unknown name's error) from which on the backbone trains; the
   # blocks before it are frozen. '' = the whole backbone trains (or none: freeze_backbone).
   config.model.train_from = ""
   # With freeze_backbone or train_from: run the frozen blocks once per image and view

