@@ -5,7 +5,7 @@ import re
 import tomllib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TEST_ONLY = {"pytest", "scikit-image"}
+TEST_ONLY = {"pytest", "scikit-image", "nbclient", "nbformat", "ipykernel"}
 
 
 def canonical(name):
