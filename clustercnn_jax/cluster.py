@@ -30,6 +30,12 @@ Read next to the paper:
   on the stored centroids. (With a frozen backbone nothing upstream of x
   learns, so the whole S_w / S_b term has no gradient either way.)
 
+Our extension, not the paper's: ``temperature`` T divides the assignment logits,
+p(c|x) ∝ ||x - u_c||^(-2/T). In a high-dimensional feature space the distances to
+all centroids are nearly equal, so at T = 1 the sampled assignment is close to
+uniform and the momentum update pulls every centroid to the mean; T < 1 sharpens
+p towards the nearest centroid (T -> 0 is hard assignment).
+
 Dead clusters: ``idle_steps`` counts the training steps since a cluster last
 received an example. Once it exceeds ``reseed_after`` the cluster (the
 longest-idle one, one per step) is moved onto the batch example that lies
@@ -75,6 +81,7 @@ class ClusterModule(nn.Module):
   momentum: float = 0.999
   sample_in_train: bool = True
   reseed_after: int = 1000
+  temperature: float = 1.0  # our extension: p(c|x) ∝ ||x - u_c||^(-2 / T); 1 is the paper
   eps: float = 1e-6
   activation: Callable[[jnp.ndarray], jnp.ndarray] = nn.relu
   axis_name: Optional[str] = None
@@ -93,7 +100,7 @@ class ClusterModule(nn.Module):
     u = centroids.value
     diff = x[:, None, :] - u[None]  # (B, k, D): x - u_c for every cluster.
     d2 = jnp.sum(jnp.square(diff), axis=-1)
-    logits = assignment_logits(d2, self.eps)
+    logits = assignment_logits(d2, self.eps) / self.temperature
     probs = jax.nn.softmax(logits, axis=-1)
 
     if train and self.sample_in_train:

@@ -59,6 +59,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.cluster_features = 512
   config.model.momentum = 0.999
   config.model.sample_in_train = True  # False: nearest centroid in training too (ablation)
+  # Our extension, not the paper's (1.0): p(c|x) ∝ ||x - u_c||^(-2/T); T < 1 sharpens the
+  # sampled assignment towards the nearest centroid (cluster.py says why).
+  config.model.assign_temperature = 1.0
   config.model.reseed_after = 1000  # steps without an example before a cluster is re-seeded
   config.model.dropout_rate = 0.2
   config.model.sync_batch_norm = True

@@ -191,3 +191,23 @@ def test_s_b_in_training_is_taken_on_the_updated_centroids_and_has_a_gradient():
   h = 1e-2
   numeric = (float(s_b(jnp.asarray(x + h * d))) - float(s_b(jnp.asarray(x - h * d)))) / (2 * h)
   np.testing.assert_allclose(numeric, float(np.sum(g * d)), rtol=2e-2, atol=1e-5)
+
+
+@pytest.mark.parametrize("temperature", [0.25, 2.0])
+def test_temperature_sharpens_p_and_sampling_follows_it(temperature):
+  """Our extension: p(c|x) ∝ ||x - u_c||^(-2/T) (T = 1 is the paper's, tested above)."""
+  rng = np.random.default_rng(2)
+  u = rng.normal(size=(K, D)).astype(np.float32)
+  x = np.repeat(rng.normal(size=(1, D)).astype(np.float32), 4000, 0)
+  module = ClusterModule(K, F, sample_in_train=True, eps=EPS, temperature=temperature)
+  variables = module.init({"params": jax.random.PRNGKey(0)}, jnp.asarray(x[:1]), train=False)
+  variables["clusters"] = {"centroids": jnp.asarray(u), "idle_steps": jnp.zeros(K, jnp.int32)}
+  _, aux = module.apply(variables, jnp.asarray(x), train=True, rngs={"cluster": jax.random.PRNGKey(5)})
+  d2 = ((x[:1, None, :] - u[None]) ** 2).sum(-1) + EPS
+  expected = d2[0] ** (-1.0 / temperature)
+  expected /= expected.sum()
+  np.testing.assert_allclose(np.asarray(aux["probs"][0]), expected, rtol=1e-4, atol=1e-6)
+  freq = np.bincount(np.asarray(aux["assign"]), minlength=K) / len(x)
+  np.testing.assert_allclose(freq, expected, atol=0.03)
+  assert (np.abs(expected - 1.0 / K).max() > np.abs(np_probs(x[:1], u)[0] - 1.0 / K).max()) == \
+      (temperature < 1)

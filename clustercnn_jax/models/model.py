@@ -27,6 +27,7 @@ class AgeModel(nn.Module):
   cluster_features: int = 512
   momentum: float = 0.999
   sample_in_train: bool = True
+  assign_temperature: float = 1.0
   reseed_after: int = 1000
   dropout_rate: float = 0.0
   freeze_backbone: bool = False
@@ -63,6 +64,7 @@ class AgeModel(nn.Module):
     if self.use_cluster:
       v, aux = ClusterModule(self.num_clusters, self.cluster_features, momentum=self.momentum,
                              sample_in_train=self.sample_in_train,
+                             temperature=self.assign_temperature,
                              reseed_after=self.reseed_after, axis_name=self.axis_name,
                              name="cluster")(x, train)
     else:
@@ -97,6 +99,7 @@ def build_model(config: ml_collections.ConfigDict, axis_name: Optional[str] = No
   return AgeModel(backbone=backbone, num_ages=config.max_age + 1, use_cluster=m.use_cluster,
                   num_clusters=m.num_clusters, cluster_features=m.cluster_features,
                   momentum=m.momentum, sample_in_train=m.sample_in_train,
+                  assign_temperature=m.assign_temperature,
                   reseed_after=m.reseed_after, dropout_rate=m.dropout_rate,
                   freeze_backbone=m.freeze_backbone, train_from=m.train_from,
                   axis_name=axis_name)
