@@ -29,6 +29,8 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
+from clustercnn_jax import config_upgrades
+
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
 
@@ -87,7 +89,7 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
   if not os.path.exists(path):
     raise FileNotFoundError(f"{path} not found: is {workdir!r} a clustercnn_jax workdir?")
   with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
+    return config_upgrades.upgrade(ml_collections.ConfigDict(json.load(f)))
 
 
 def restore_checkpoint(workdir: str, target: Any, step: Optional[int] = None) -> Any:

@@ -58,3 +58,27 @@ def test_cli_overrides_the_data_of_the_saved_config(trained_workdir, tmp_path):
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert out.returncode == 0, out.stderr[-2000:]
   assert "synthetic (all): MAE" in out.stdout and "cluster_montage.png" in out.stdout
+
+
+def test_workdirs_saved_before_a_field_existed_still_load(trained_workdir, tmp_path):
+  """config_upgrades fills the fields an older config.json lacks with their former
+  behaviour, so older workdirs keep predicting the same ages."""
+  import shutil
+
+  from clustercnn_jax import config_upgrades
+
+  old = tmp_path / "old"
+  shutil.copytree(trained_workdir, old)
+  with open(old / "config.json") as f:
+    saved = json.load(f)
+  for field, value in config_upgrades.ADDED:
+    *parents, leaf = field.split(".")
+    node = saved
+    for name in parents:
+      node = node[name]
+    assert node.pop(leaf) == value  # today's default is the former behaviour
+  with open(old / "config.json", "w") as f:
+    json.dump(saved, f)
+  crops = np.random.default_rng(0).integers(0, 255, (3, 32, 32, 3), dtype=np.uint8)
+  np.testing.assert_allclose(load(str(old)).predict(crops), load(trained_workdir).predict(crops),
+                             atol=1e-5)
