@@ -53,7 +53,11 @@ def save(mngr: ocp.CheckpointManager, state: Any, data_state: Any = None, *,
   the input pipeline's iterator state (``pipeline.IteratorState``) if given."""
   step = int(state.step)
   if step not in mngr.all_steps():
-    items = {"state": ocp.args.StandardSave(flax.serialization.to_state_dict(state))}
+    # Host numpy: a pmap output's first shard is a host-local array, which orbax refuses to
+    # write when there are several processes; the values are equal on every process
+    # (gradients are averaged over all devices), so the primary one writes them.
+    host_state = jax.device_get(flax.serialization.to_state_dict(state))
+    items = {"state": ocp.args.StandardSave(host_state)}
     if data_state is not None:
       items["data"] = grain.checkpoint.CheckpointSave(data_state)
     mngr.save(step, args=ocp.args.Composite(**items), force=True)
