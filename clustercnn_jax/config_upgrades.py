@@ -15,6 +15,7 @@ ADDED = (
     ("model.assign_temperature", 1.0),  # the paper's p(c|x)
     ("feature_cache_dtype", "float32"),
     ("init_from", ""),
+    ("eval_flip", False),
 )
 
 

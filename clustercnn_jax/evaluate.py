@@ -26,16 +26,18 @@ from clustercnn_jax.predictor import Predictor, load
 
 FLAGS = flags.FLAGS
 SPLITS = ("test", "train", "all")
+EVAL_FIELDS = ("eval_flip",)  # how to evaluate, not what was trained
 
 
 def model_fields_changed(saved: ml_collections.ConfigDict,
                          config: ml_collections.ConfigDict) -> List[str]:
-  """Fields outside ``data`` that differ from the trained model's config."""
+  """Fields outside ``data`` (and the evaluation setting ``eval_flip``) that differ from the
+  trained model's config."""
   flat = lambda c, prefix="": {k2: v2 for k, v in c.items() for k2, v2 in (
       flat(v, f"{prefix}{k}.").items() if isinstance(v, ml_collections.ConfigDict)
       else [(f"{prefix}{k}", v)])}
   a, b = flat(saved), flat(config)
-  return sorted(k for k in set(a) | set(b) if not k.startswith("data.") and a.get(k) != b.get(k))
+  return sorted(k for k in set(a) | set(b) if not k.startswith("data.") and k not in EVAL_FIELDS and a.get(k) != b.get(k))
 
 
 def dataset_for(config: ml_collections.ConfigDict, split: str) -> ArrayDataset:
@@ -55,10 +57,16 @@ def evaluate(predictor: Predictor, config: ml_collections.ConfigDict, out_dir: s
   """Predicts every face of ``split`` of ``config.data`` and writes the report."""
   changed = model_fields_changed(predictor.config, config)
   if changed:
-    raise ValueError(f"Only --config.data.* may change when evaluating a trained model; "
+    raise ValueError(f"Only --config.data.* and {EVAL_FIELDS} may change when evaluating a "
+                     f"trained model; "
                      f"these describe the model: {changed}.")
   if split not in SPLITS:
     raise ValueError(f"split={split!r}: use one of {SPLITS}.")
+  if any(predictor.config.get(k) != config.get(k) for k in EVAL_FIELDS):
+    settings = ml_collections.ConfigDict(predictor.config.to_dict())
+    for k in EVAL_FIELDS:
+      settings[k] = config.get(k)
+    predictor = Predictor(settings, predictor.model, predictor.variables, predictor.batch_size)
   ds = dataset_for(config, split)
   out = predictor.outputs(ds.images)
   kwargs = {}

@@ -39,6 +39,9 @@ def forward(config: ml_collections.ConfigDict, model: Any, variables: Dict[str, 
   x = preprocess_for(config, images, jax.random.PRNGKey(0), train=False)
   logits, aux = model.apply(variables, x, train=False)
   out = {"age": losses.expected_age(logits), "std": losses.age_std(logits)}
+  if config.get("eval_flip"):  # as train.eval_step: the mean over the face and its mirror
+    mirror_logits, _ = model.apply(variables, x[:, :, ::-1], train=False)
+    out["age"] = (out["age"] + losses.expected_age(mirror_logits)) / 2
   if "assign" in aux:
     out["cluster"], out["probs"] = aux["assign"], aux["probs"]
     out["p"] = jnp.take_along_axis(aux["probs"], aux["assign"][:, None], axis=-1)[:, 0]

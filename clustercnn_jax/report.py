@@ -3,6 +3,7 @@ cluster groups.
 
   report/summary.md          MAE, CS(θ), MAE per decade, the mean predictor, the figures
   report/metrics.json        the same numbers
+  report/predictions.npz     ages and predictions per face (protocols.compare pairs reports)
   report/ages.png            predicted against true age, CS(θ), MAE per decade
   report/clusters_by_age.png which cluster each age band is assigned to
   report/cluster_montage.png per cluster: the faces nearest its centroid, a random sample
@@ -20,6 +21,7 @@ from matplotlib.figure import Figure
 
 from clustercnn_jax import losses, plots
 from clustercnn_jax.protocols import metric_tables
+from clustercnn_jax.results import PREDICTIONS_FILE
 
 
 def metrics(pred: np.ndarray, ages: np.ndarray) -> Dict[str, Any]:
@@ -101,10 +103,13 @@ def write(out_dir: str, pred: np.ndarray, ages: np.ndarray, title: str,
                                    os.path.join(out_dir, "cluster_montage.png")))
   with open(os.path.join(out_dir, "metrics.json"), "w") as f:
     json.dump(m, f, indent=2)
+  # As a training run's: protocols.compare pairs two reports on the same faces.
+  np.savez(os.path.join(out_dir, PREDICTIONS_FILE), ages=ages, predictions=pred, person_ids=[])
   lines = [f"# {title}", "",
            f"MAE over {m['num_examples']} faces: **{m['mae']:.2f}** years (always predicting "
            f"their mean age: {m['mean_predictor_mae']:.2f})", "", *metric_tables(m), ""]
   lines += [f"![{os.path.basename(p)}]({os.path.basename(p)})" for p in files]
   with open(os.path.join(out_dir, "summary.md"), "w") as f:
     f.write("\n".join(lines) + "\n")
-  return [os.path.join(out_dir, "summary.md"), os.path.join(out_dir, "metrics.json")] + files
+  return [os.path.join(out_dir, "summary.md"), os.path.join(out_dir, "metrics.json"),
+          os.path.join(out_dir, PREDICTIONS_FILE)] + files

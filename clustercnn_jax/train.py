@@ -48,11 +48,14 @@ def cached_view(cached: jnp.ndarray, rng: jax.Array, example_offset: jnp.ndarray
   return cached[jnp.arange(batch), view]
 
 
-def _eval_inputs(config: ml_collections.ConfigDict, images: jnp.ndarray) -> jnp.ndarray:
-  """The evaluation input: the first cached view (the evaluation crop), or the crop itself."""
+def _eval_inputs(config: ml_collections.ConfigDict, images: jnp.ndarray,
+                 mirror: bool = False) -> jnp.ndarray:
+  """The evaluation input: the first cached view (the evaluation crop), or the crop itself;
+  with ``mirror``, the second cached view (``preprocess.views``) or the crop mirrored."""
   if config.model.cached_features:
-    return images[:, 0]
-  return preprocess_for(config, images, jax.random.PRNGKey(0), False)
+    return images[:, 1 if mirror else 0]
+  x = preprocess_for(config, images, jax.random.PRNGKey(0), False)
+  return x[:, :, ::-1] if mirror else x
 
 
 def train_step(state: TrainState, batch: Dict[str, jnp.ndarray], rng: jax.Array, *,
@@ -94,9 +97,13 @@ def eval_step(state: TrainState, batch: Dict[str, jnp.ndarray], *, model: AgeMod
   """Predicted ages (nearest-centroid assignment) and cluster of each example."""
   variables = {"params": state.params, "batch_stats": state.batch_stats,
                "clusters": state.clusters}
-  logits, aux = model.apply(variables, _eval_inputs(config, batch["images"]), train=False,
+  apply = functools.partial(model.apply, variables, train=False,
                             cached=config.model.cached_features)
+  logits, aux = apply(_eval_inputs(config, batch["images"]))
   out = {"pred": losses.expected_age(logits)}
+  if config.eval_flip:
+    mirror_logits, _ = apply(_eval_inputs(config, batch["images"], mirror=True))
+    out["pred"] = (out["pred"] + losses.expected_age(mirror_logits)) / 2
   if "assign" in aux:
     out["assign"] = aux["assign"]
   return out

@@ -54,6 +54,16 @@ def test_bad_choices_fail_before_any_work(tiny_config, tmp_path, field, value, m
   assert not (tmp_path / "checkpoints").exists()
 
 
+def test_eval_flip_on_cached_features_needs_the_cached_mirror():
+  config = utkface.get_config("frozen")  # the frozen-feature cache holds the crop only
+  config.eval_flip = True
+  with pytest.raises(ValueError, match="flip=True"):
+    config_checks.validate(config, need_weights=False)
+  config = utkface.get_config("partial")
+  config.eval_flip = True
+  config_checks.validate(config, need_weights=False)
+
+
 def test_split_kind_must_fit_the_dataset(tiny_config):
   tiny_config.data.split.kind = "random"
   with pytest.raises(ValueError, match="kind=given"):

@@ -10,6 +10,7 @@ import pytest
 
 from clustercnn_jax import evaluate, report
 from clustercnn_jax.predictor import load
+from clustercnn_jax.protocols import compare
 from conftest import ROOT
 
 
@@ -23,11 +24,27 @@ def test_report_on_its_own_test_split_matches_training(trained_workdir, tmp_path
     assert result["mae"] == pytest.approx(json.load(f)["test_mae"], abs=1e-3)
   names = sorted(os.path.basename(p) for p in result["files"])
   assert names == ["ages.png", "cluster_montage.png", "clusters_by_age.png", "metrics.json",
-                   "summary.md"]
+                   "predictions.npz", "summary.md"]
   with open(tmp_path / "report" / "metrics.json") as f:
     m = json.load(f)
   assert sum(m["cluster_counts"]) == m["num_examples"] == 64
   assert m["mean_predictor_mae"] > 0 and "CS(θ)" in (tmp_path / "report" / "summary.md").read_text()
+  # The report's predictions pair with the training run's (a workdir's own file wins over
+  # its report/ sub-directory).
+  errors_a, errors_b, unit, _ = compare.load_paired_errors(str(tmp_path / "report"),
+                                                           trained_workdir)
+  assert unit == "image" and len(errors_a) == 64
+  np.testing.assert_allclose(np.concatenate(errors_a), np.concatenate(errors_b), atol=1e-3)
+
+  # eval_flip, an evaluation setting: each age is the mean over the face and its mirror.
+  config = predictor.config.copy_and_resolve_references()
+  config.eval_flip = True
+  flipped = evaluate.evaluate(predictor, config, str(tmp_path / "flip"))
+  faces = evaluate.dataset_for(config, "test").images
+  expected = (predictor.predict(faces) + predictor.predict(faces[:, :, ::-1])) / 2
+  with np.load(tmp_path / "flip" / "predictions.npz") as z:
+    np.testing.assert_allclose(z["predictions"], expected, atol=1e-4)
+  assert flipped["mae"] != pytest.approx(result["mae"], abs=1e-4)
 
 
 def test_other_data_and_model_fields(trained_workdir, tmp_path):

@@ -197,3 +197,17 @@ def test_cached_views_are_the_mirrored_and_zoomed_crops(tiny_config, tmp_path):
   drawn = [int(np.argmin(np.abs(np.asarray(x[i]) - np.asarray(whole[i])[None]).reshape(4, -1)
                          .max(1))) for i in range(32)]
   assert set(drawn) == {0, 1, 2, 3}
+
+  # eval_flip (test-time mirror): the cached path reads view 1, the image path mirrors the
+  # crop; both give the mean of the predictions for the face and for its mirror image.
+  config.eval_flip = True
+  on_images = config.copy_and_resolve_references()
+  on_images.model.cached_features = False
+  plain = on_images.copy_and_resolve_references()
+  plain.eval_flip = False
+  predict = lambda c, im: np.asarray(train.eval_step(state, {"images": jnp.asarray(im)},
+                                                     model=model, config=c)["pred"])
+  expected = (predict(plain, train_ds.images[:16]) + predict(plain, mirrored[:16])) / 2
+  assert not np.allclose(expected, predict(plain, train_ds.images[:16]), atol=1e-3)
+  np.testing.assert_allclose(predict(on_images, train_ds.images[:16]), expected, atol=1e-4)
+  np.testing.assert_allclose(predict(config, cached.images[:16]), expected, atol=1e-4)

@@ -58,13 +58,13 @@ def paired_difference(errors_a: Sequence[np.ndarray], errors_b: Sequence[np.ndar
 
 
 def _runs(directory: str) -> Dict[str, str]:
-  """Sub-run name -> predictions file: fold_NN / split_N sub-directories, or the run itself."""
-  found = {os.path.basename(os.path.dirname(p)): p
-           for p in glob.glob(os.path.join(directory, "*", PREDICTIONS_FILE))}
+  """Sub-run name -> predictions file: the run itself (a workdir, or an ``evaluate`` report
+  directory), else its fold_NN / split_N sub-directories."""
   own = os.path.join(directory, PREDICTIONS_FILE)
-  if not found and os.path.exists(own):
-    found = {".": own}
-  return found
+  if os.path.exists(own):  # a workdir's report/ sub-directories are not sub-runs
+    return {".": own}
+  return {os.path.basename(os.path.dirname(p)): p
+          for p in glob.glob(os.path.join(directory, "*", PREDICTIONS_FILE))}
 
 
 def load_paired_errors(dir_a: str, dir_b: str, unit: str = "auto"
