@@ -10,10 +10,16 @@ for a frozen backbone, the step on images with the step on cached features
 
   python benchmarks/train_step.py --backbone=efficientnet_lite0 --image_size=112 --batch_size=64 --frozen
 
-With --depthwise it compares, for a depthwise backbone, XLA's grouped
-convolution with the shifted-slices formulation (``layers.DepthwiseConv``):
+With --depthwise it compares, for a depthwise backbone, the formulations of
+``layers.DepthwiseConv``: XLA's grouped convolution, shifted slices, and 'auto'
+(on CPU: per-channel matmuls up to 8x8 feature maps, shifted slices above):
 
   python benchmarks/train_step.py --backbone=mobilenet_v2 --image_size=112 --batch_size=32 --depthwise
+
+--train_from=BLOCK times partial fine-tuning: the step on cached activations of the
+blocks before BLOCK (``model.train_from``, as configs/utkface.py:partial trains):
+
+  python benchmarks/train_step.py --backbone=efficientnet_lite0 --image_size=112 --batch_size=64 --train_from=_blocks_12 --depthwise
 """
 
 import argparse
@@ -44,7 +50,12 @@ def time_step(config, steps, warmup):
                   axis_name=train.AXIS, donate_argnums=(0,))
   rng = np.random.default_rng(0)
   s, b = config.image_size, config.batch_size // n
-  if config.model.cached_features:  # (k, D) centroids: D features per example
+  if config.model.train_from:  # one cached view of the frozen blocks' output per example
+    shape = jax.eval_shape(lambda x: model.apply(
+        {"params": state.params, "batch_stats": state.batch_stats}, x,
+        method=type(model).frozen_part), jax.ShapeDtypeStruct((1, s, s, 3), np.float32)).shape
+    images = rng.normal(size=(n, b, 1) + shape[1:]).astype(np.float32)
+  elif config.model.cached_features:  # (k, D) centroids: D features per example
     d = state.clusters["cluster"]["centroids"].shape[1]
     images = rng.normal(size=(n, b, d)).astype(np.float32)
   else:
@@ -97,7 +108,11 @@ def main():
   p.add_argument("--frozen", action="store_true",
                  help="frozen backbone: step on images vs step on cached features")
   p.add_argument("--depthwise", action="store_true",
-                 help="depthwise convolutions: grouped convolution vs shifted slices")
+                 help="depthwise convolutions: grouped convolution, shifted slices, auto")
+  p.add_argument("--skip_grouped", action="store_true",
+                 help="with --depthwise: leave out the (slow on CPU) grouped convolution")
+  p.add_argument("--train_from", default="",
+                 help="partial fine-tuning from this block, on cached activations")
   args = p.parse_args()
   config = default.get_config()
   config.model.backbone = args.backbone
@@ -105,12 +120,20 @@ def main():
     config.model.backbone_kwargs.depth = args.depth
   config.image_size, config.batch_size = args.image_size, args.batch_size
   config.half_precision = args.bfloat16
+  if args.train_from:
+    config.model.train_from, config.model.cached_features = args.train_from, True
   print(f"{jax.devices()[0].device_kind} x{jax.local_device_count()}, {args.backbone}, "
-        f"{args.image_size}px, batch {args.batch_size}, {'bf16' if args.bfloat16 else 'f32'}")
+        f"{args.image_size}px, batch {args.batch_size}, {'bf16' if args.bfloat16 else 'f32'}"
+        + (f", trained from {args.train_from} on cached activations" if args.train_from else ""))
   if args.depthwise:
-    t = compare(config, args, "backbone_kwargs.depthwise_impl",
-                {"grouped": "grouped convolution", "slices": "shifted slices     "})
-    print(f"  speed-up of shifted slices: {t['grouped'] / t['slices']:.2f}x")
+    labels = {"grouped": "grouped convolution", "slices": "shifted slices     ",
+              "auto": "auto (matmul <= 8x8)"}
+    if args.skip_grouped:
+      del labels["grouped"]
+    t = compare(config, args, "backbone_kwargs.depthwise_impl", labels)
+    if "grouped" in t:
+      print(f"  speed-up of shifted slices over grouped: {t['grouped'] / t['slices']:.2f}x")
+    print(f"  speed-up of auto over shifted slices: {t['slices'] / t['auto']:.2f}x")
   elif args.frozen:
     config.model.freeze_backbone = True
     t = compare(config, args, "cached_features", {False: "images         ",

@@ -61,15 +61,17 @@ def test_registry():
   assert custom.widths == (4,)
 
 
-# --- Depthwise convolutions: shifted slices against XLA's grouped convolution -----------
+# --- Depthwise convolutions: shifted slices and matmuls against XLA's grouped convolution
 
-@pytest.mark.parametrize("size", [7, 8])
+@pytest.mark.parametrize("impl", ["slices", "matmul"])
+@pytest.mark.parametrize("size", [(8, 8), (5, 7)])
 @pytest.mark.parametrize("kernel,stride", [(3, 1), (3, 2), (5, 1), (5, 2)])
 @pytest.mark.parametrize("padding", ["SAME", "SYMMETRIC"])
-def test_depthwise_slices_equal_the_grouped_convolution(size, kernel, stride, padding):
+def test_depthwise_formulations_equal_the_grouped_convolution(impl, size, kernel, stride,
+                                                               padding):
   """Same parameters, same outputs and same gradients (input and kernel) to 1e-5."""
-  x = jax.random.normal(jax.random.PRNGKey(0), (2, size, size, 6))
-  fast = DepthwiseConv(kernel, stride, padding=padding, impl="slices")
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, *size, 6))
+  fast = DepthwiseConv(kernel, stride, padding=padding, impl=impl)
   ref = DepthwiseConv(kernel, stride, padding=padding, impl="grouped")
   params = fast.init(jax.random.PRNGKey(1), x)
   assert jax.tree_util.tree_map(jnp.shape, params) == \

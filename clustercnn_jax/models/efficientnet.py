@@ -89,7 +89,7 @@ class EfficientNetLite(nn.Module):
   dropout_rate: float = 0.2
   axis_name: Optional[str] = None
   dtype: Dtype = jnp.float32
-  depthwise_impl: str = "auto"  # layers.DepthwiseConv: 'auto' | 'slices' | 'grouped'
+  depthwise_impl: str = "auto"  # layers.DepthwiseConv: 'auto' | 'slices' | 'matmul' | 'grouped'
   width: float = 1.0  # channel multiplier (stem and head excepted)
   depth: float = 1.0  # repeat multiplier (first and last stages excepted)
 

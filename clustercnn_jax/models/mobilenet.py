@@ -75,7 +75,7 @@ class MobileNetV2(nn.Module):
   dropout_rate: float = 0.2
   axis_name: Optional[str] = None
   dtype: Dtype = jnp.float32
-  depthwise_impl: str = "auto"  # layers.DepthwiseConv: 'auto' | 'slices' | 'grouped'
+  depthwise_impl: str = "auto"  # layers.DepthwiseConv: 'auto' | 'slices' | 'matmul' | 'grouped'
 
   def blocks(self, train: bool) -> List[Block]:
     """features_0 .. features_18 (torchvision's), pool (see models/blocks.py)."""
