@@ -36,6 +36,11 @@ all centroids are nearly equal, so at T = 1 the sampled assignment is close to
 uniform and the momentum update pulls every centroid to the mean; T < 1 sharpens
 p towards the nearest centroid (T -> 0 is hard assignment).
 
+Also ours: ``eval_assignment='expected'`` replaces evaluation's nearest centroid
+by the expectation of the branch output over p(c|x), v = sum_c p(c|x) phi(W_c (x -
+u_c) + b_c): every branch at once, one einsum over (k, D) with the cluster axis
+kept, then weighted by p. Training, and the reported cluster, are unchanged.
+
 Dead clusters: ``idle_steps`` counts the training steps since a cluster last
 received an example. Once it exceeds ``reseed_after`` the cluster (the
 longest-idle one, one per step) is moved onto the batch example that lies
@@ -82,6 +87,7 @@ class ClusterModule(nn.Module):
   sample_in_train: bool = True
   reseed_after: int = 1000
   temperature: float = 1.0  # our extension: p(c|x) ∝ ||x - u_c||^(-2 / T); 1 is the paper
+  eval_assignment: str = "nearest"  # the paper; 'expected' (ours): E over p(c|x) of v
   eps: float = 1e-6
   activation: Callable[[jnp.ndarray], jnp.ndarray] = nn.relu
   axis_name: Optional[str] = None
@@ -109,9 +115,15 @@ class ClusterModule(nn.Module):
       assign = jnp.argmin(d2, axis=-1)
     onehot = jax.nn.one_hot(assign, k, dtype=x.dtype)  # (B, k)
 
-    masked = onehot[:, :, None] * diff  # only the assigned cluster's row survives
-    v = jnp.einsum("bkd,kdf->bf", masked, kernel) + onehot @ bias
-    v = self.activation(v)
+    if not train and self.eval_assignment == "expected":
+      branches = self.activation(jnp.einsum("bkd,kdf->bkf", diff, kernel) + bias)
+      v = jnp.einsum("bk,bkf->bf", probs, branches)
+    elif self.eval_assignment in ("nearest", "expected"):
+      masked = onehot[:, :, None] * diff  # only the assigned cluster's row survives
+      v = self.activation(jnp.einsum("bkd,kdf->bf", masked, kernel) + onehot @ bias)
+    else:
+      raise ValueError(f"eval_assignment={self.eval_assignment!r}: use 'nearest' (the "
+                       "paper) or 'expected'.")
 
     dist_assigned = jnp.sqrt(jnp.sum(onehot * d2, axis=-1) + self.eps)  # (B,)
     s_w = jnp.mean(dist_assigned)

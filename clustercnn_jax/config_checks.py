@@ -47,6 +47,7 @@ def validate(config: ml_collections.ConfigDict, *, need_weights: bool = True) ->
                      "--config.model.freeze_backbone=True or --config.model.train_from=BLOCK; "
                      "the output of blocks that are being trained changes every step.")
   _choice(config.feature_cache_dtype, ("float32", "float16"), "feature_cache_dtype")
+  _choice(m.eval_assignment, ("nearest", "expected"), "model.eval_assignment")
   if config.eval_flip and m.cached_features and not config.flip:
     raise ValueError("config.eval_flip=True with cached features reads the cached mirror "
                      "image, which the cache holds only with --config.flip=True.")

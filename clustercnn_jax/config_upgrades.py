@@ -16,6 +16,7 @@ ADDED = (
     ("feature_cache_dtype", "float32"),
     ("init_from", ""),
     ("eval_flip", False),
+    ("model.eval_assignment", "nearest"),
 )
 
 

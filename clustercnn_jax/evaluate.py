@@ -22,22 +22,49 @@ from ml_collections import config_flags
 
 from clustercnn_jax import checkpoint, cli, data, report
 from clustercnn_jax.data.dataset import ArrayDataset
+from clustercnn_jax.models.model import build_model
 from clustercnn_jax.predictor import Predictor, load
 
 FLAGS = flags.FLAGS
 SPLITS = ("test", "train", "all")
-EVAL_FIELDS = ("eval_flip",)  # how to evaluate, not what was trained
+EVAL_FIELDS = ("eval_flip", "model.eval_assignment")  # how to evaluate, not what was trained
+
+
+def _flat(config: ml_collections.ConfigDict, prefix: str = "") -> Dict[str, Any]:
+  """{'model.num_clusters': 5, ...}: every leaf field by its dotted name."""
+  out = {}
+  for k, v in config.items():
+    if isinstance(v, ml_collections.ConfigDict):
+      out.update(_flat(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = v
+  return out
 
 
 def model_fields_changed(saved: ml_collections.ConfigDict,
                          config: ml_collections.ConfigDict) -> List[str]:
-  """Fields outside ``data`` (and the evaluation setting ``eval_flip``) that differ from the
-  trained model's config."""
-  flat = lambda c, prefix="": {k2: v2 for k, v in c.items() for k2, v2 in (
-      flat(v, f"{prefix}{k}.").items() if isinstance(v, ml_collections.ConfigDict)
-      else [(f"{prefix}{k}", v)])}
-  a, b = flat(saved), flat(config)
-  return sorted(k for k in set(a) | set(b) if not k.startswith("data.") and k not in EVAL_FIELDS and a.get(k) != b.get(k))
+  """Fields outside ``data`` and ``EVAL_FIELDS`` that differ from the trained model's
+  config."""
+  a, b = _flat(saved), _flat(config)
+  return sorted(k for k in set(a) | set(b)
+                if not k.startswith("data.") and k not in EVAL_FIELDS and a.get(k) != b.get(k))
+
+
+def with_eval_fields(predictor: Predictor, config: ml_collections.ConfigDict) -> Predictor:
+  """``predictor`` evaluating as ``config``'s ``EVAL_FIELDS`` say (same trained variables;
+  the model is rebuilt from the updated config)."""
+  saved, wanted = _flat(predictor.config), _flat(config)
+  changed = [k for k in EVAL_FIELDS if saved.get(k) != wanted.get(k)]
+  if not changed:
+    return predictor
+  settings = ml_collections.ConfigDict(predictor.config.to_dict())
+  for k in changed:
+    *parents, leaf = k.split(".")
+    node = settings
+    for name in parents:
+      node = node[name]
+    node[leaf] = wanted[k]
+  return Predictor(settings, build_model(settings), predictor.variables, predictor.batch_size)
 
 
 def dataset_for(config: ml_collections.ConfigDict, split: str) -> ArrayDataset:
@@ -58,15 +85,10 @@ def evaluate(predictor: Predictor, config: ml_collections.ConfigDict, out_dir: s
   changed = model_fields_changed(predictor.config, config)
   if changed:
     raise ValueError(f"Only --config.data.* and {EVAL_FIELDS} may change when evaluating a "
-                     f"trained model; "
-                     f"these describe the model: {changed}.")
+                     f"trained model; these describe the model: {changed}.")
   if split not in SPLITS:
     raise ValueError(f"split={split!r}: use one of {SPLITS}.")
-  if any(predictor.config.get(k) != config.get(k) for k in EVAL_FIELDS):
-    settings = ml_collections.ConfigDict(predictor.config.to_dict())
-    for k in EVAL_FIELDS:
-      settings[k] = config.get(k)
-    predictor = Predictor(settings, predictor.model, predictor.variables, predictor.batch_size)
+  predictor = with_eval_fields(predictor, config)
   ds = dataset_for(config, split)
   out = predictor.outputs(ds.images)
   kwargs = {}

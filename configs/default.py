@@ -62,6 +62,9 @@ def get_config() -> ml_collections.ConfigDict:
   # Our extension, not the paper's (1.0): p(c|x) ∝ ||x - u_c||^(-2/T); T < 1 sharpens the
   # sampled assignment towards the nearest centroid (cluster.py says why).
   config.model.assign_temperature = 1.0
+  # Our extension, not the paper's ('nearest'): 'expected' evaluates with the mean of the
+  # branch outputs weighted by p(c|x) instead of the nearest centroid's branch.
+  config.model.eval_assignment = "nearest"
   config.model.reseed_after = 1000  # steps without an example before a cluster is re-seeded
   config.model.dropout_rate = 0.2
   config.model.sync_batch_norm = True

@@ -74,6 +74,25 @@ def test_eval_matches_numpy_reference():
   np.testing.assert_allclose(v, np_branch(x, u, nearest, kernel, bias), rtol=1e-5, atol=1e-5)
 
 
+def test_expected_assignment_at_evaluation_matches_numpy():
+  """eval_assignment='expected' (our extension): v = sum_c p(c|x) relu(W_c (x - u_c) + b_c);
+  training and the reported nearest cluster are the paper's."""
+  module, variables, x, u = setup(eval_assignment="expected")
+  kernel, bias = (np.asarray(variables["params"][n]) for n in ("kernel", "bias"))
+  bias = bias + 0.1
+  variables["params"] = {"kernel": jnp.asarray(kernel), "bias": jnp.asarray(bias)}
+  v, aux = module.apply(variables, jnp.asarray(x), train=False)
+  probs = np_probs(x, u)
+  expected = sum(probs[:, c:c + 1] * np_branch(x, u, np.full(B, c), kernel, bias)
+                 for c in range(K))
+  np.testing.assert_allclose(v, expected, rtol=1e-5, atol=1e-5)
+  nearest = np.argmin(((x[:, None] - u[None]) ** 2).sum(-1), -1)
+  np.testing.assert_array_equal(aux["assign"], nearest)
+  paper, _ = setup()[0].apply(variables, jnp.asarray(x), train=True, mutable=["clusters"])
+  ours, _ = module.apply(variables, jnp.asarray(x), train=True, mutable=["clusters"])
+  np.testing.assert_array_equal(paper[0], ours[0])  # training is unchanged
+
+
 def test_masked_einsum_equals_per_example_loop_with_sampled_clusters():
   module, variables, x, u = setup(sample=True)
   v, aux = module.apply(variables, jnp.asarray(x), train=True, rngs={"cluster": jax.random.PRNGKey(3)})

@@ -46,6 +46,12 @@ def test_report_on_its_own_test_split_matches_training(trained_workdir, tmp_path
     np.testing.assert_allclose(z["predictions"], expected, atol=1e-4)
   assert flipped["mae"] != pytest.approx(result["mae"], abs=1e-4)
 
+  # model.eval_assignment, the other evaluation setting, rebuilds the model around the
+  # same trained variables.
+  config.eval_flip, config.model.eval_assignment = False, "expected"
+  expected = evaluate.evaluate(predictor, config, str(tmp_path / "expected"))
+  assert expected["mae"] != pytest.approx(result["mae"], abs=1e-4)
+
 
 def test_other_data_and_model_fields(trained_workdir, tmp_path):
   predictor = load(trained_workdir)

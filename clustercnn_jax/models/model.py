@@ -28,6 +28,7 @@ class AgeModel(nn.Module):
   momentum: float = 0.999
   sample_in_train: bool = True
   assign_temperature: float = 1.0
+  eval_assignment: str = "nearest"
   reseed_after: int = 1000
   dropout_rate: float = 0.0
   freeze_backbone: bool = False
@@ -65,6 +66,7 @@ class AgeModel(nn.Module):
       v, aux = ClusterModule(self.num_clusters, self.cluster_features, momentum=self.momentum,
                              sample_in_train=self.sample_in_train,
                              temperature=self.assign_temperature,
+                             eval_assignment=self.eval_assignment,
                              reseed_after=self.reseed_after, axis_name=self.axis_name,
                              name="cluster")(x, train)
     else:
@@ -100,6 +102,7 @@ def build_model(config: ml_collections.ConfigDict, axis_name: Optional[str] = No
                   num_clusters=m.num_clusters, cluster_features=m.cluster_features,
                   momentum=m.momentum, sample_in_train=m.sample_in_train,
                   assign_temperature=m.assign_temperature,
+                  eval_assignment=m.eval_assignment,
                   reseed_after=m.reseed_after, dropout_rate=m.dropout_rate,
                   freeze_backbone=m.freeze_backbone, train_from=m.train_from,
                   axis_name=axis_name)
