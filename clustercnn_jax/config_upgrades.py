@@ -17,6 +17,7 @@ ADDED = (
     ("init_from", ""),
     ("eval_flip", False),
     ("model.eval_assignment", "nearest"),
+    ("bn_recalibration_batches", 0),
 )
 
 

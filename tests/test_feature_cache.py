@@ -115,6 +115,7 @@ def partial(config, cached, tmp_path, dtype="float16"):
   config.flip, config.scale_jitter, config.colour_jitter = False, 0.0, 0.0
   config.feature_cache_dir = str(tmp_path / "features")
   config.feature_cache_dtype = dtype
+  config.bn_recalibration_batches = 2  # precise BN after training, on images or the cache
   return config
 
 

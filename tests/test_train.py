@@ -1,5 +1,6 @@
 """Training: gradients, multi-device equivalence, checkpoints and resumption, the CLI."""
 
+import functools
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 from clustercnn_jax import api, checkpoint, losses, train
+from clustercnn_jax.data.preprocess import preprocess_for
 from conftest import ROOT, RUNLOCAL, cli_flags
 
 
@@ -194,3 +196,37 @@ def test_init_from_starts_where_the_source_ended(tiny_config, tmp_path):
   config.init_from = str(tmp_path / "nothing")
   with pytest.raises(FileNotFoundError, match="init_from"):
     train.train_and_evaluate(config, str(tmp_path / "missing"))
+
+
+def test_batch_norm_step_gives_each_trained_layers_batch_statistics(tiny_config):
+  """Precise BN: the statistics ``batch_norm_step`` returns are the trained BatchNorms'
+  batch mean and (biased) variance of their input, computed in NumPy from the captured
+  convolution outputs; the frozen block's running statistics come back unchanged."""
+  tiny_config.model.train_from = "stage1"
+  tiny_config.flip, tiny_config.scale_jitter, tiny_config.colour_jitter = False, 0.0, 0.0
+  model = train.build_model(tiny_config)
+  p_model = train.build_model(tiny_config, axis_name=train.AXIS)
+  state = train.create_train_state(jax.random.PRNGKey(0), tiny_config, model, 10)
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 255, (1, 16, 32, 32, 3), np.uint8)
+  batch = {"images": images, "ages": rng.uniform(1, 80, (1, 16)).astype(np.float32)}
+  step = jax.pmap(functools.partial(train.batch_norm_step, model=p_model, config=tiny_config),
+                  axis_name=train.AXIS)
+  stats = jax.device_get(jax.tree_util.tree_map(
+      lambda a: a[0], step(train.replicate(state), batch, train.replicate(jax.random.PRNGKey(1)))))
+
+  x = preprocess_for(tiny_config, jnp.asarray(images[0]), jax.random.PRNGKey(0), False)
+  _, captured = model.apply(
+      {"params": state.params, "batch_stats": state.batch_stats, "clusters": state.clusters},
+      x, train=True, mutable=["batch_stats", "clusters", "intermediates"],
+      capture_intermediates=lambda mdl, _: mdl.name == "conv", rngs={"cluster": jax.random.PRNGKey(2),
+                                                                   "dropout": jax.random.PRNGKey(3)})
+  for name in ("stage1_0", "stage1_1"):
+    conv_out = np.asarray(captured["intermediates"]["backbone"][name]["conv"]["__call__"][0],
+                          np.float64)
+    bn = stats["backbone"][name]["bn"]
+    np.testing.assert_allclose(bn["mean"], conv_out.mean((0, 1, 2)), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(bn["var"], conv_out.var((0, 1, 2)), rtol=1e-4, atol=1e-5)
+  for leaf, start in zip(jax.tree_util.tree_leaves(stats["backbone"]["stage0_0"]),
+                         jax.tree_util.tree_leaves(state.batch_stats["backbone"]["stage0_0"])):
+    np.testing.assert_array_equal(leaf, start)
