@@ -88,11 +88,15 @@ def main():
   p.add_argument("--steps", type=int, default=3)
   p.add_argument("--top", type=int, default=15)
   p.add_argument("--trace_dir", default="")
+  p.add_argument("--augment", action="store_true",
+                 help="keep the default augmentation (off by default, as in vs_pytorch.py)")
   args = p.parse_args()
   config = default.get_config()
   config.model.backbone = args.backbone
   config.model.use_cluster = False  # the network itself, as benchmarks/vs_pytorch.py times it
   config.image_size, config.batch_size = args.image_size, args.batch_size
+  if not args.augment:
+    config.flip, config.scale_jitter, config.colour_jitter = False, 0.0, 0.0
   if args.train_from:
     config.model.train_from, config.model.cached_features = args.train_from, True
 
@@ -134,6 +138,7 @@ def main():
       per_op[e["name"]] += e.get("dur", 0.0) / 1e3 / args.steps  # ms per step
   total = sum(per_op.values())
   print(f"{args.backbone}, {args.image_size}px, batch {args.batch_size}"
+        + (", augmented" if args.augment else "")
         + (f", trained from {args.train_from}" if args.train_from else "")
         + f": {total:.0f} ms of XLA operations per step ({len(per_op)} operations); "
         f"trace in {trace_dir}")
