@@ -5,9 +5,9 @@
   configs/utkface.py:frozen   on a CPU budget: faces re-normalised around the eyes the
                               detector finds, a frozen EfficientNet-Lite0 at 112 px, its
                               features cached; only the cluster module and head train
-  configs/utkface.py:partial  as :frozen, but EfficientNet-Lite0's last block and head
-                              convolution train too, on cached activations of four views
-                              of each face (the crop, its mirror, two zooms)
+  configs/utkface.py:partial  as :frozen, but EfficientNet-Lite0's last four blocks and
+                              head convolution train too, on cached activations of four
+                              views of each face (the crop, its mirror, two zooms)
 
   python -m clustercnn_jax.main --config=configs/utkface.py --workdir=/tmp/utk \\
       --config.data.manual_dir=/path/to/dir/with/UTKFace
@@ -39,7 +39,9 @@ def get_config(arg=None):
     if arg.frozen:
       default.use_cached_features(config)
     else:
-      default.use_cached_activations(config, "_blocks_15")
+      # From the last four MBConv blocks (the 192-channel stage's last three, at 4x4, and
+      # the 320-channel one): 5.90 on seed 0, against 6.75 from _blocks_15 alone.
+      default.use_cached_activations(config, "_blocks_12")
     config.batch_size = 128
     config.num_epochs = 10.0
     config.checkpoint_every_steps = 1000
