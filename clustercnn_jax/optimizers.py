@@ -1,9 +1,10 @@
 """The optimiser and its learning-rate schedule, as the config describes them."""
 
+import jax
 import ml_collections
 import optax
 
-from clustercnn_jax.models.model import frozen_blocks_params
+from clustercnn_jax.models.model import trained_variables
 
 SCHEDULES = ("constant", "cosine")
 OPTIMIZERS = ("adam", "sgd")
@@ -37,12 +38,8 @@ def make_optimizer(config: ml_collections.ConfigDict, total_steps: int) -> optax
       tx = optax.chain(optax.add_decayed_weights(config.weight_decay), tx)
   else:
     raise ValueError(f"Unknown optimizer {config.optimizer!r}; use one of {OPTIMIZERS}.")
-  if config.model.freeze_backbone:
-    label = lambda params: {k: "frozen" if k == "backbone" else "train" for k in params}
-    tx = optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, label)
-  elif config.model.train_from:
-    frozen = frozen_blocks_params(config)
-    label = lambda params: {k: ({b: "frozen" if b in frozen else "train" for b in v}
-                                if k == "backbone" else "train") for k, v in params.items()}
+  if config.model.freeze_backbone or config.model.train_from:
+    label = lambda params: jax.tree_util.tree_map(lambda t: "train" if t else "frozen",
+                                                  trained_variables(config, params))
     tx = optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, label)
   return tx

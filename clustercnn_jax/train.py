@@ -28,7 +28,7 @@ from clustercnn_jax.data import pipeline
 from clustercnn_jax.data.dataset import ArrayDataset
 from clustercnn_jax.data.preprocess import preprocess_for
 from clustercnn_jax.metric_writers import MetricWriter
-from clustercnn_jax.models.model import AgeModel, build_model, frozen_blocks_params
+from clustercnn_jax.models.model import AgeModel, build_model, trained_variables
 from clustercnn_jax.optimizers import learning_rate_schedule
 from clustercnn_jax.progress import format_seconds
 from clustercnn_jax.train_state import TrainState, create_train_state
@@ -100,17 +100,6 @@ def train_step(state: TrainState, batch: Dict[str, jnp.ndarray], rng: jax.Array,
   return new_state, jax.lax.pmean(metrics, AXIS)
 
 
-def trained_batch_norm(config: ml_collections.ConfigDict, batch_stats: Any) -> Any:
-  """True for the BatchNorm statistics of the blocks that train (not frozen, not
-  before ``model.train_from``): a tree shaped like ``batch_stats``."""
-  frozen = frozen_blocks_params(config)
-  return {k: {b: jax.tree_util.tree_map(
-              lambda _, b=b: not config.model.freeze_backbone and b not in frozen, v)
-              for b, v in tree.items()} if k == "backbone"
-          else jax.tree_util.tree_map(lambda _: True, tree)
-          for k, tree in batch_stats.items()}
-
-
 def batch_norm_step(state: TrainState, batch: Dict[str, jnp.ndarray], rng: jax.Array, *,
                     model: AgeModel, config: ml_collections.ConfigDict) -> Any:
   """The batch statistics every trained BatchNorm computes on this training batch, averaged
@@ -121,7 +110,7 @@ def batch_norm_step(state: TrainState, batch: Dict[str, jnp.ndarray], rng: jax.A
   gives (1 - m) b and m + (1 - m) b, hence b, whatever the layer's momentum m.
   """
   images, rngs = _train_inputs(state, batch, rng, config)
-  trained = trained_batch_norm(config, state.batch_stats)
+  trained = trained_variables(config, state.batch_stats)
 
   def update_from(fill):
     stats = jax.tree_util.tree_map(lambda t, s: jnp.full_like(s, fill) if t else s, trained,
@@ -286,7 +275,7 @@ def _recalibrate(state: TrainState, p_model: AgeModel, config: ml_collections.Co
                  train_ds: ArrayDataset, num_devices: int, rngs: jax.Array) -> TrainState:
   """``recalibrate_batch_norm`` on batches of another shuffle (seed + 1), if any BatchNorm
   trains."""
-  if not any(jax.tree_util.tree_leaves(trained_batch_norm(config, state.batch_stats))):
+  if not any(jax.tree_util.tree_leaves(trained_variables(config, state.batch_stats))):
     return state
   t0 = time.time()
   step = jax.pmap(functools.partial(batch_norm_step, model=p_model, config=config),

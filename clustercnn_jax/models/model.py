@@ -109,6 +109,16 @@ def build_model(config: ml_collections.ConfigDict, axis_name: Optional[str] = No
 
 
 
+def trained_variables(config: ml_collections.ConfigDict, tree: Any) -> Any:
+  """``tree`` (params or batch_stats) with True on the variables that train: not the
+  backbone's under ``freeze_backbone``, nor those of the blocks before ``train_from``."""
+  frozen = frozen_blocks_params(config)
+  mark = lambda sub, trained: jax.tree_util.tree_map(lambda _: trained, sub)
+  return {k: ({b: mark(v, not config.model.freeze_backbone and b not in frozen)
+               for b, v in sub.items()} if k == "backbone" else mark(sub, True))
+          for k, sub in tree.items()}
+
+
 def frozen_blocks_params(config: ml_collections.ConfigDict) -> Set[str]:
   """The backbone's top-level variable names that ``model.train_from`` freezes: those of
   the blocks before it (none when it is '')."""
