@@ -41,6 +41,12 @@ by the expectation of the branch output over p(c|x), v = sum_c p(c|x) phi(W_c (x
 u_c) + b_c): every branch at once, one einsum over (k, D) with the cluster axis
 kept, then weighted by p. Training, and the reported cluster, are unchanged.
 
+Also ours: ``hard_steps`` N > 0 takes the nearest centroid for the first N training steps
+and samples only after them: the centroids settle where the data are before the draws
+(near uniform at T = 1) start pulling them together. A ``step`` counter in ``clusters``
+(present only when N > 0, so checkpoints of the paper's setting keep their layout) says
+when.
+
 Dead clusters: ``idle_steps`` counts the training steps since a cluster last
 received an example. Once it exceeds ``reseed_after`` the cluster (the
 longest-idle one, one per step) is moved onto the batch example that lies
@@ -88,6 +94,7 @@ class ClusterModule(nn.Module):
   reseed_after: int = 1000
   temperature: float = 1.0  # our extension: p(c|x) ∝ ||x - u_c||^(-2 / T); 1 is the paper
   eval_assignment: str = "nearest"  # the paper; 'expected' (ours): E over p(c|x) of v
+  hard_steps: int = 0  # ours: nearest centroid for this many training steps, then sampling
   eps: float = 1e-6
   activation: Callable[[jnp.ndarray], jnp.ndarray] = nn.relu
   axis_name: Optional[str] = None
@@ -109,10 +116,15 @@ class ClusterModule(nn.Module):
     logits = assignment_logits(d2, self.eps) / self.temperature
     probs = jax.nn.softmax(logits, axis=-1)
 
+    nearest = jnp.argmin(d2, axis=-1)
+    if self.hard_steps > 0:
+      step = self.variable(CLUSTERS, "step", jnp.zeros, (), jnp.int32)
     if train and self.sample_in_train:
       assign = self._sample(logits)
+      if self.hard_steps > 0:
+        assign = jnp.where(step.value < self.hard_steps, nearest, assign)
     else:
-      assign = jnp.argmin(d2, axis=-1)
+      assign = nearest
     onehot = jax.nn.one_hot(assign, k, dtype=x.dtype)  # (B, k)
 
     if not train and self.eval_assignment == "expected":
@@ -150,6 +162,8 @@ class ClusterModule(nn.Module):
                                  jax.lax.stop_gradient(dist_assigned))
       centroids.value = new_u
       idle_steps.value = idle
+      if self.hard_steps > 0:
+        step.value = step.value + 1
 
     aux = {
         "assign": assign,

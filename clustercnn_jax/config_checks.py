@@ -5,6 +5,7 @@ import ml_collections
 from clustercnn_jax import checkpoint, data, models, optimizers, pretrained
 from clustercnn_jax.data import splits
 from clustercnn_jax.models import blocks
+from clustercnn_jax.models import model as model_lib
 
 NO_FACE = ("centre", "skip")
 
@@ -48,6 +49,10 @@ def validate(config: ml_collections.ConfigDict, *, need_weights: bool = True) ->
                      "the output of blocks that are being trained changes every step.")
   _choice(config.feature_cache_dtype, ("float32", "float16"), "feature_cache_dtype")
   _choice(m.eval_assignment, ("nearest", "expected"), "model.eval_assignment")
+  _choice(m.feature_norm, model_lib.FEATURE_NORMS, "model.feature_norm")
+  if m.hard_assignment_steps < 0:
+    raise ValueError(f"model.hard_assignment_steps={m.hard_assignment_steps}: use 0 (off, the "
+                     "paper) or a number of training steps.")
   if config.eval_flip and m.cached_features and not config.flip:
     raise ValueError("config.eval_flip=True with cached features reads the cached mirror "
                      "image, which the cache holds only with --config.flip=True.")

@@ -18,6 +18,8 @@ ADDED = (
     ("eval_flip", False),
     ("model.eval_assignment", "nearest"),
     ("bn_recalibration_batches", 0),
+    ("model.hard_assignment_steps", 0),
+    ("model.feature_norm", "none"),
 )
 
 

@@ -65,6 +65,11 @@ def get_config() -> ml_collections.ConfigDict:
   # Our extension, not the paper's ('nearest'): 'expected' evaluates with the mean of the
   # branch outputs weighted by p(c|x) instead of the nearest centroid's branch.
   config.model.eval_assignment = "nearest"
+  # Our extensions, not the paper's (0, 'none'): the nearest centroid for the first N
+  # training steps before sampling starts; 'l2' scales the features x to norm sqrt(D)
+  # before the cluster module (and the ablation's fc layer) sees them.
+  config.model.hard_assignment_steps = 0
+  config.model.feature_norm = "none"
   config.model.reseed_after = 1000  # steps without an example before a cluster is re-seeded
   config.model.dropout_rate = 0.2
   config.model.sync_batch_norm = True

@@ -230,3 +230,35 @@ def test_temperature_sharpens_p_and_sampling_follows_it(temperature):
   np.testing.assert_allclose(freq, expected, atol=0.03)
   assert (np.abs(expected - 1.0 / K).max() > np.abs(np_probs(x[:1], u)[0] - 1.0 / K).max()) == \
       (temperature < 1)
+
+
+def test_hard_assignment_warm_up_takes_the_nearest_centroid_then_samples():
+  """Our extension: the nearest centroid for the first ``hard_steps`` training steps (a
+  ``step`` counter in ``clusters``), the paper's draw from p(c|x) after them."""
+  rng = np.random.default_rng(4)
+  x = jnp.asarray(rng.normal(size=(256, D)).astype(np.float32))
+  u = jnp.asarray(rng.normal(size=(K, D)).astype(np.float32))
+  nearest = np.argmin(((np.asarray(x)[:, None] - np.asarray(u)[None]) ** 2).sum(-1), -1)
+  rngs = {"cluster": jax.random.PRNGKey(7)}
+  paper = ClusterModule(K, F, sample_in_train=True, eps=EPS)
+  params = paper.init({"params": jax.random.PRNGKey(0)}, x, train=False)["params"]
+  clusters = {"centroids": u, "idle_steps": jnp.zeros(K, jnp.int32)}
+  (_, sampled), _ = paper.apply({"params": params, "clusters": clusters}, x, train=True,
+                                rngs=rngs, mutable=["clusters"])
+  assert np.mean(np.asarray(sampled["assign"]) != nearest) > 0.2  # the draw differs
+
+  module = ClusterModule(K, F, sample_in_train=True, eps=EPS, hard_steps=2)
+  init = module.init({"params": jax.random.PRNGKey(0)}, x, train=False)
+  assert int(init["clusters"]["step"]) == 0 and "step" not in paper.init(
+      {"params": jax.random.PRNGKey(0)}, x, train=False)["clusters"]  # the paper's layout
+  clusters = {**clusters, "step": jnp.zeros((), jnp.int32)}
+  for step in range(3):
+    (_, aux), updates = module.apply({"params": params, "clusters": clusters}, x, train=True,
+                                     rngs=rngs, mutable=["clusters"])
+    expected = nearest if step < 2 else np.asarray(sampled["assign"])
+    np.testing.assert_array_equal(np.asarray(aux["assign"]), expected)
+    assert int(updates["clusters"]["step"]) == step + 1
+    clusters = {**clusters, "step": updates["clusters"]["step"]}  # same centroids each step
+  _, eval_updates = module.apply({"params": params, "clusters": clusters}, x, train=False,
+                                 mutable=["clusters"])
+  assert int(eval_updates["clusters"]["step"]) == 3  # evaluation does not count

@@ -43,6 +43,8 @@ def test_variants_do_not_inherit_what_they_do_not_use():
     ("model.train_from", "stage9", "Unknown block 'stage9'.*'stage0', 'stage1', 'pool'"),
     ("feature_cache_dtype", "int8", "feature_cache_dtype"),
     ("model.eval_assignment", "soft", "model.eval_assignment"),
+    ("model.feature_norm", "l1", "model.feature_norm"),
+    ("model.hard_assignment_steps", -1, "model.hard_assignment_steps"),
 ])
 def test_bad_choices_fail_before_any_work(tiny_config, tmp_path, field, value, match):
   node = tiny_config

@@ -29,6 +29,8 @@ class AgeModel(nn.Module):
   sample_in_train: bool = True
   assign_temperature: float = 1.0
   eval_assignment: str = "nearest"
+  hard_assignment_steps: int = 0
+  feature_norm: str = "none"  # ours: 'l2' puts x on the sphere of radius sqrt(D)
   reseed_after: int = 1000
   dropout_rate: float = 0.0
   freeze_backbone: bool = False
@@ -54,7 +56,7 @@ class AgeModel(nn.Module):
       x = self.backbone(lower.astype(self.backbone.dtype), train=train, start=self.train_from)
     else:
       x = self.backbone(inputs, train=train)
-    return x.astype(jnp.float32)
+    return normalize_features(x.astype(jnp.float32), self.feature_norm)
 
   @nn.compact
   def __call__(self, inputs: jnp.ndarray, train: bool,
@@ -67,6 +69,7 @@ class AgeModel(nn.Module):
                              sample_in_train=self.sample_in_train,
                              temperature=self.assign_temperature,
                              eval_assignment=self.eval_assignment,
+                             hard_steps=self.hard_assignment_steps,
                              reseed_after=self.reseed_after, axis_name=self.axis_name,
                              name="cluster")(x, train)
     else:
@@ -87,6 +90,21 @@ class AgeModel(nn.Module):
     return jnp.where(keep, v / (1.0 - self.dropout_rate), 0.0)
 
 
+FEATURE_NORMS = ("none", "l2")
+
+
+def normalize_features(x: jnp.ndarray, kind: str) -> jnp.ndarray:
+  """'l2' (our extension): x scaled to norm sqrt(D), so every feature has unit RMS. The
+  distances behind p(c|x) then measure direction, not how strongly a face fires the
+  backbone; the branches (or the ablation's fc layer) see the same x."""
+  if kind == "none":
+    return x
+  if kind == "l2":
+    norm = jnp.sqrt(jnp.sum(jnp.square(x), axis=-1, keepdims=True) + 1e-12)
+    return x * (jnp.sqrt(float(x.shape[-1])) / norm)
+  raise ValueError(f"model.feature_norm={kind!r}: use one of {FEATURE_NORMS}.")
+
+
 def build_model(config: ml_collections.ConfigDict, axis_name: Optional[str] = None) -> AgeModel:
   """The model a config describes. ``axis_name`` is set inside pmap only.
 
@@ -103,6 +121,8 @@ def build_model(config: ml_collections.ConfigDict, axis_name: Optional[str] = No
                   momentum=m.momentum, sample_in_train=m.sample_in_train,
                   assign_temperature=m.assign_temperature,
                   eval_assignment=m.eval_assignment,
+                  hard_assignment_steps=m.hard_assignment_steps,
+                  feature_norm=m.feature_norm,
                   reseed_after=m.reseed_after, dropout_rate=m.dropout_rate,
                   freeze_backbone=m.freeze_backbone, train_from=m.train_from,
                   axis_name=axis_name)
