@@ -62,6 +62,7 @@ import jax.numpy as jnp
 import numpy as np
 
 CLUSTERS = "clusters"
+EVAL_ASSIGNMENTS = ("nearest", "expected")  # the paper's, and ours (the docstring says how)
 
 
 def squared_distances(x: jnp.ndarray, centroids: jnp.ndarray) -> jnp.ndarray:
@@ -130,7 +131,7 @@ class ClusterModule(nn.Module):
     if not train and self.eval_assignment == "expected":
       branches = self.activation(jnp.einsum("bkd,kdf->bkf", diff, kernel) + bias)
       v = jnp.einsum("bk,bkf->bf", probs, branches)
-    elif self.eval_assignment in ("nearest", "expected"):
+    elif self.eval_assignment in EVAL_ASSIGNMENTS:
       masked = onehot[:, :, None] * diff  # only the assigned cluster's row survives
       v = self.activation(jnp.einsum("bkd,kdf->bf", masked, kernel) + onehot @ bias)
     else:

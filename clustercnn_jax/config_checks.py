@@ -2,7 +2,7 @@
 
 import ml_collections
 
-from clustercnn_jax import checkpoint, data, models, optimizers, pretrained
+from clustercnn_jax import checkpoint, cluster, data, models, optimizers, pretrained
 from clustercnn_jax.data import splits
 from clustercnn_jax.models import blocks
 from clustercnn_jax.models import model as model_lib
@@ -48,7 +48,7 @@ def validate(config: ml_collections.ConfigDict, *, need_weights: bool = True) ->
                      "--config.model.freeze_backbone=True or --config.model.train_from=BLOCK; "
                      "the output of blocks that are being trained changes every step.")
   _choice(config.feature_cache_dtype, ("float32", "float16"), "feature_cache_dtype")
-  _choice(m.eval_assignment, ("nearest", "expected"), "model.eval_assignment")
+  _choice(m.eval_assignment, cluster.EVAL_ASSIGNMENTS, "model.eval_assignment")
   _choice(m.feature_norm, model_lib.FEATURE_NORMS, "model.feature_norm")
   if m.hard_assignment_steps < 0:
     raise ValueError(f"model.hard_assignment_steps={m.hard_assignment_steps}: use 0 (off, the "

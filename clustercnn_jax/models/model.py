@@ -128,7 +128,6 @@ def build_model(config: ml_collections.ConfigDict, axis_name: Optional[str] = No
                   axis_name=axis_name)
 
 
-
 def trained_variables(config: ml_collections.ConfigDict, tree: Any) -> Any:
   """``tree`` (params or batch_stats) with True on the variables that train: not the
   backbone's under ``freeze_backbone``, nor those of the blocks before ``train_from``."""
