@@ -55,9 +55,9 @@ def time_step(config, steps, warmup):
         {"params": state.params, "batch_stats": state.batch_stats}, x,
         method=type(model).frozen_part), jax.ShapeDtypeStruct((1, s, s, 3), np.float32)).shape
     images = rng.normal(size=(n, b, 1) + shape[1:]).astype(np.float32)
-  elif config.model.cached_features:  # (k, D) centroids: D features per example
-    d = state.clusters["cluster"]["centroids"].shape[1]
-    images = rng.normal(size=(n, b, d)).astype(np.float32)
+  elif config.model.cached_features:  # one cached view of D features per example
+    d = state.clusters["cluster"]["centroids"].shape[1]  # (k, D) centroids
+    images = rng.normal(size=(n, b, 1, d)).astype(np.float32)
   else:
     images = rng.integers(0, 255, (n, b, s, s, 3), np.uint8)
   batch = {"images": images,

@@ -226,9 +226,10 @@ def replicate(tree: Any) -> Any:
                                         jax.sharding.PartitionSpec(AXIS))
 
   def put(x):
-    x = jnp.asarray(x)
-    shards = [jax.device_put(x[None], d) for d in devices]
-    return jax.make_array_from_single_device_arrays((len(devices),) + x.shape, sharding, shards)
+    x = np.asarray(x)[None]  # on the host: jnp indexing would compile once per shape
+    shards = [jax.device_put(x, d) for d in devices]
+    return jax.make_array_from_single_device_arrays((len(devices),) + x.shape[1:], sharding,
+                                                   shards)
 
   return jax.tree_util.tree_map(put, tree)
 
@@ -255,9 +256,11 @@ def _restore_or_init(config: ml_collections.ConfigDict, workdir: str, model: Age
   the datasets come back as the frozen backbone's features."""
   mngr = checkpoint.manager(workdir, config)
   resuming = mngr.latest_step() is not None
-  state = create_train_state(rng, config, model, total_steps,
-                             load_pretrained=not resuming and not config.init_from)
   data_state = pipeline.IteratorState()
+  if resuming or config.init_from:  # shapes only: the checkpoint brings every value
+    state = train_state.abstract_train_state(config, model, total_steps)
+  else:
+    state = create_train_state(rng, config, model, total_steps)
   if resuming:
     state = checkpoint.restore(mngr, state, data_state=data_state)
     logging.info("Resumed from %s at step %d.", mngr.directory, int(state.step))

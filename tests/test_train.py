@@ -215,6 +215,42 @@ def test_init_from_starts_where_the_source_ended(tiny_config, tmp_path):
     train.train_and_evaluate(config, str(tmp_path / "missing"))
 
 
+def test_start_from_needs_no_random_initialisation(tiny_config):
+  """Resuming and ``init_from`` start from ``abstract_train_state`` (shapes only: ~20 s of
+  compiling EfficientNet's initialisers saved per fold): the state is the one a random
+  initialisation overwritten would give, with a fresh optimiser at step 0."""
+  from clustercnn_jax import train_state
+
+  model = train.build_model(tiny_config)
+  source = train.create_train_state(jax.random.PRNGKey(3), tiny_config, model, 10)
+  source = source.replace(step=5, opt_state=jax.tree_util.tree_map(
+      lambda x: x + 1, source.opt_state))  # as a trained state's would be
+  variables = {"params": source.params, "batch_stats": source.batch_stats,
+               "clusters": source.clusters}
+  concrete = train.create_train_state(jax.random.PRNGKey(0), tiny_config, model, 10)
+  abstract = train_state.abstract_train_state(tiny_config, model, 10)
+  assert not isinstance(jax.tree_util.tree_leaves(abstract.params)[0], jax.Array)
+  a = train_state.start_from(abstract, variables)
+  b = train_state.start_from(concrete, variables)
+  assert int(a.step) == int(b.step) == 0
+  for field in ("params", "batch_stats", "clusters", "opt_state"):
+    assert_trees_close(getattr(a, field), getattr(b, field), atol=0)
+  assert_trees_close(a.params, source.params, atol=0)
+  assert all(float(jnp.max(jnp.abs(x))) == 0 for x in jax.tree_util.tree_leaves(a.opt_state))
+
+
+def test_cpu_initialisation_draws_what_the_default_compilation_draws(tiny_config):
+  """create_train_state compiles the initialisers at XLA's lowest optimisation on CPU;
+  the weights must be those of a plain ``jax.jit(model.init)``."""
+  from clustercnn_jax import train_state
+
+  model = train.build_model(tiny_config)
+  state = train.create_train_state(jax.random.PRNGKey(1), tiny_config, model, 10)
+  plain = jax.jit(functools.partial(model.init, train=False))(
+      *train_state._init_args(jax.random.PRNGKey(1), tiny_config))
+  assert_trees_close(state.params, plain["params"], atol=1e-6, rtol=1e-6)
+
+
 def test_batch_norm_step_gives_each_trained_layers_batch_statistics(tiny_config):
   """Precise BN: the statistics ``batch_norm_step`` returns are the trained BatchNorms'
   batch mean and (biased) variance of their input, computed in NumPy from the captured
