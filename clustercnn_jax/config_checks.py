@@ -2,7 +2,8 @@
 
 import ml_collections
 
-from clustercnn_jax import checkpoint, cluster, data, models, optimizers, pretrained
+from clustercnn_jax import (checkpoint, cluster, data, feature_cache, models, optimizers,
+                            pretrained)
 from clustercnn_jax.data import splits
 from clustercnn_jax.models import blocks
 from clustercnn_jax.models import model as model_lib
@@ -47,7 +48,7 @@ def validate(config: ml_collections.ConfigDict, *, need_weights: bool = True) ->
     raise ValueError("model.cached_features=True needs frozen blocks to cache: "
                      "--config.model.freeze_backbone=True or --config.model.train_from=BLOCK; "
                      "the output of blocks that are being trained changes every step.")
-  _choice(config.feature_cache_dtype, ("float32", "float16"), "feature_cache_dtype")
+  _choice(config.feature_cache_dtype, feature_cache.CACHE_DTYPES, "feature_cache_dtype")
   _choice(m.eval_assignment, cluster.EVAL_ASSIGNMENTS, "model.eval_assignment")
   _choice(m.feature_norm, model_lib.FEATURE_NORMS, "model.feature_norm")
   if m.hard_assignment_steps < 0:

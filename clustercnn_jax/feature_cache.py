@@ -34,6 +34,7 @@ from clustercnn_jax.data.images import digests as image_digests
 from clustercnn_jax.data.preprocess import preprocess_view, views
 from clustercnn_jax.models.model import AgeModel, frozen_blocks_params
 
+CACHE_DTYPES = ("float32", "float16")  # config.feature_cache_dtype: how a cache stores arrays
 
 def weights_digest(tree: Any) -> str:
   """SHA-1 over every array of a pytree (its paths, shapes, dtypes and bytes)."""
@@ -115,9 +116,9 @@ def frozen_variables(state: Any, config: ml_collections.ConfigDict) -> dict:
   """The variables of the frozen blocks only: what the cached outputs depend on."""
   keep = (lambda name: True) if config.model.freeze_backbone else \
       frozen_blocks_params(config).__contains__
-  return {c: {"backbone": {k: v for k, v in getattr(state, field).get("backbone", {}).items()
+  return {c: {"backbone": {k: v for k, v in getattr(state, c).get("backbone", {}).items()
                            if keep(k)}}
-          for c, field in (("params", "params"), ("batch_stats", "batch_stats"))}
+          for c in ("params", "batch_stats")}
 
 
 def feature_datasets(state: Any, model: AgeModel, config: ml_collections.ConfigDict,
