@@ -11,30 +11,28 @@ Three ways, each in a fresh process (nothing compiled beforehand), in one run:
 and prints each time and its ratio to the first.
 """
 
-import argparse
+import functools
 import os
 import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import jax
+import jax.numpy as jnp
+from absl import app, flags
+from ml_collections import config_flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from clustercnn_jax import train_state  # noqa: E402
+from clustercnn_jax.models.model import build_model  # noqa: E402
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", "configs/fgnet.py:frozen", "Config to measure.")
+flags.DEFINE_string("child", "", "Internal: time one way in this process.")
+WAYS = {"default": "random, default", "level0": "random, level 0", "abstract": "abstract       "}
 
 
-def child(config_arg: str, way: str) -> None:
-  import functools
-
-  import jax
-  import jax.numpy as jnp
-  from ml_collections import config_flags  # noqa: F401  (config files import it)
-
-  sys.path.insert(0, ROOT)
-  from clustercnn_jax import train_state
-  from clustercnn_jax.models.model import build_model
-
-  path, _, arg = config_arg.partition(":")
-  namespace = {}
-  exec(compile(open(os.path.join(ROOT, path)).read(), path, "exec"), namespace)
-  config = namespace["get_config"](arg or None)
+def time_one(config, way: str) -> float:
   config.pretrained = ""  # time the state, not reading a weights file
   model = build_model(config)
   rng = jax.random.PRNGKey(0)
@@ -47,37 +45,31 @@ def child(config_arg: str, way: str) -> None:
     state = train_state.create_train_state(rng, config, model, 100)
   else:
     shapes = train_state.abstract_train_state(config, model, 100)
-    variables = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype),
-                                       {"params": shapes.params,
-                                        "batch_stats": shapes.batch_stats,
-                                        "clusters": shapes.clusters})
-    variables = jax.block_until_ready(variables)  # what a checkpoint would bring
+    variables = jax.block_until_ready(jax.tree_util.tree_map(  # what a checkpoint brings
+        lambda s: jnp.zeros(s.shape, s.dtype),
+        {"params": shapes.params, "batch_stats": shapes.batch_stats,
+         "clusters": shapes.clusters}))
     t0 = time.perf_counter()
     state = train_state.start_from(train_state.abstract_train_state(config, model, 100),
                                    variables)
   jax.block_until_ready(state.params)
-  print(f"{time.perf_counter() - t0:.3f}")
+  return time.perf_counter() - t0
 
 
-def main() -> None:
-  p = argparse.ArgumentParser(description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--config", default="configs/fgnet.py:frozen")
-  p.add_argument("--child", default="", help=argparse.SUPPRESS)
-  args = p.parse_args()
-  if args.child:
-    return child(args.config, args.child)
-  labels = {"default": "random, default", "level0": "random, level 0",
-            "abstract": "abstract       "}
+def main(argv):
+  del argv
+  if FLAGS.child:
+    print(f"{time_one(FLAGS.config, FLAGS.child):.3f}")
+    return
   times = {}
-  print(f"state of {args.config}, each in a fresh process:")
-  for way, label in labels.items():
-    out = subprocess.run([sys.executable, __file__, f"--config={args.config}",
-                          f"--child={way}"], capture_output=True, text=True, check=True)
+  print(f"state of {FLAGS['config'].config_filename}, each in a fresh process:")
+  for way, label in WAYS.items():  # the same flags (--config, overrides) for each
+    out = subprocess.run([sys.executable, __file__, *sys.argv[1:], f"--child={way}"],
+                         capture_output=True, text=True, check=True)
     times[way] = float(out.stdout.strip().splitlines()[-1])
     print(f"  {label}: {times[way]:7.2f} s  ({times['default'] / times[way]:5.1f}x faster "
           "than random, default)")
 
 
 if __name__ == "__main__":
-  main()
+  app.run(main)

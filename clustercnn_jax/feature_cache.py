@@ -36,6 +36,7 @@ from clustercnn_jax.models.model import AgeModel, frozen_blocks_params
 
 CACHE_DTYPES = ("float32", "float16")  # config.feature_cache_dtype: how a cache stores arrays
 
+
 def weights_digest(tree: Any) -> str:
   """SHA-1 over every array of a pytree (its paths, shapes, dtypes and bytes)."""
   h = hashlib.sha1()

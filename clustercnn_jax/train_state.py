@@ -20,8 +20,9 @@ class TrainState(train_state.TrainState):
 
 
 # Options for compiling the random initialisation on CPU, where XLA's default
-# optimisation spends ~20 s on EfficientNet-Lite0's initialisers (truncated-normal draws
-# per kernel) for code that runs once: level 0 halves that and draws the same values.
+# optimisation spends 12 s (2 idle cores) on EfficientNet-Lite0's initialisers
+# (truncated-normal draws per kernel) for code that runs once: level 0 takes 8.7 s and
+# draws the same values (benchmarks/run_start.py).
 CPU_INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0,
                              "xla_llvm_disable_expensive_passes": True}
 
@@ -40,8 +41,8 @@ def _state(config: ml_collections.ConfigDict, model: AgeModel, variables: Dict[s
 
 
 def create_train_state(rng: jax.Array, config: ml_collections.ConfigDict, model: AgeModel,
-                       total_steps: int, load_pretrained: bool = True) -> TrainState:
-  """Fresh parameters (ImageNet backbone if ``config.pretrained`` and ``load_pretrained``);
+                       total_steps: int) -> TrainState:
+  """Fresh parameters (ImageNet backbone if ``config.pretrained``);
   centroids are zeros until k-means++ fills them.
 
   A state that a checkpoint will overwrite needs no random draws: use
@@ -53,7 +54,7 @@ def create_train_state(rng: jax.Array, config: ml_collections.ConfigDict, model:
   if jax.default_backend() == "cpu":
     init = init.lower(*args).compile(compiler_options=CPU_INIT_COMPILER_OPTIONS)
   variables = flax.core.unfreeze(init(*args))
-  if config.pretrained and load_pretrained:
+  if config.pretrained:
     template = {c: variables[c]["backbone"] for c in ("params", "batch_stats")}
     loaded = pretrained.load_backbone_variables(config.model.backbone, config.pretrained,
                                                 template)
