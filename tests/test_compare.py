@@ -68,3 +68,46 @@ def test_cli_prints_the_table(tmp_path):
   assert "| cluster MAE | ablation MAE |" in out.stdout and "+1.00" in out.stdout
   assert "| 1 | 20 | 20 |" in out.stdout  # one run, 20 images resampled
   assert (tmp_path / "r.json").exists()
+
+
+def test_ensemble_averages_fold_by_fold_and_writes_the_protocol_tables(tmp_path):
+  from clustercnn_jax.protocols import ensemble
+  rng = np.random.default_rng(0)
+  ages = {fold: rng.uniform(0, 60, n) for fold, n in ((1, 4), (2, 1), (3, 6))}
+  offsets = {"a": 2.0, "b": -1.0, "c": 5.0}
+  for name, offset in offsets.items():
+    for fold, a in ages.items():
+      if not (name == "c" and fold == 3):  # C has not finished fold 3: folds 1-2 count
+        write_run(tmp_path / name / f"fold_{fold:02d}", a, a + offset)
+  members = [str(tmp_path / n) for n in offsets]
+  r = ensemble.ensemble(members, str(tmp_path / "ens"))
+  assert r["runs"] == ["fold_01", "fold_02"] and r["num_examples"] == 5
+  assert r["member_mae"] == pytest.approx([2.0, 1.0, 5.0])
+  assert r["mae"] == pytest.approx(2.0)  # the mean offset, (2 - 1 + 5) / 3
+  with np.load(tmp_path / "ens" / "fold_01" / "predictions.npz") as z:
+    np.testing.assert_allclose(z["predictions"], ages[1] + 2.0)
+  assert "**2.00** years" in (tmp_path / "ens" / "lopo_results.md").read_text()
+  # The ensemble is a run like the others: compare pairs it with a member.
+  c = compare.compare(str(tmp_path / "ens"), str(tmp_path / "b"), resamples=100)
+  assert c["difference"] == pytest.approx(1.0) and c["unit"] == "person"
+
+  assert ensemble.ensemble(members[:2], str(tmp_path / "ens_ab"))["num_examples"] == 11
+  with pytest.raises(ValueError, match="do not share"):  # its fold_03 would count too
+    ensemble.ensemble(members, str(tmp_path / "ens_ab"))
+  write_run(tmp_path / "d" / "fold_01", ages[1] + 1, ages[1])
+  with pytest.raises(ValueError, match="other examples"):
+    ensemble.ensemble([members[0], str(tmp_path / "d")], str(tmp_path / "ens_ad"))
+
+
+def test_ensemble_cli_on_single_runs(tmp_path):
+  ages = np.arange(20.0)
+  write_run(tmp_path / "a", ages, ages + 1)
+  write_run(tmp_path / "b", ages, ages - 3)
+  out = subprocess.run([sys.executable, "-m", "clustercnn_jax.protocols.ensemble",
+                        f"--output={tmp_path / 'ens'}", str(tmp_path / "a"), str(tmp_path / "b")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+  assert out.returncode == 0, out.stderr
+  assert "| **mean of the 2** | **1.00** |" in out.stdout
+  assert (tmp_path / "ens" / "results.png").exists()
+  c = compare.compare(str(tmp_path / "ens"), str(tmp_path / "a"), resamples=100)
+  assert (c["unit"], c["difference"]) == ("image", pytest.approx(0.0))

@@ -57,7 +57,7 @@ def paired_difference(errors_a: Sequence[np.ndarray], errors_b: Sequence[np.ndar
           "ci_high": float(hi)}
 
 
-def _runs(directory: str) -> Dict[str, str]:
+def finished_runs(directory: str) -> Dict[str, str]:
   """Sub-run name -> predictions file: the run itself (a workdir, or an ``evaluate`` report
   directory), else its fold_NN / split_N sub-directories."""
   own = os.path.join(directory, PREDICTIONS_FILE)
@@ -70,7 +70,7 @@ def _runs(directory: str) -> Dict[str, str]:
 def load_paired_errors(dir_a: str, dir_b: str, unit: str = "auto"
                        ) -> Tuple[List[np.ndarray], List[np.ndarray], str, List[str]]:
   """Absolute errors of A and B per resampling unit, the unit used and the runs paired."""
-  runs_a, runs_b = _runs(dir_a), _runs(dir_b)
+  runs_a, runs_b = finished_runs(dir_a), finished_runs(dir_b)
   for d, runs in ((dir_a, runs_a), (dir_b, runs_b)):
     if not runs:
       raise FileNotFoundError(f"{d}: no {PREDICTIONS_FILE} in it or in its sub-directories; "
