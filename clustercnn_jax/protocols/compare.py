@@ -2,6 +2,7 @@
 bootstrap interval, resampling people (FG-NET folds) or images.
 
   python -m clustercnn_jax.protocols.compare A_DIR B_DIR [--names=cluster,ablation]
+  python -m clustercnn_jax.protocols.compare A_S0,A_S1,A_S2 B_S0,B_S1,B_S2
 
 A_DIR and B_DIR are protocol directories (fold_NN/ or split_N/ sub-directories, as
 fgnet_lopo and random_splits write them) or single run workdirs. Only runs finished
@@ -10,12 +11,20 @@ With fold sub-directories each fold is one person and people are resampled (the
 unit FG-NET's leave one person out draws); otherwise images are. The interval is a
 percentile bootstrap of MAE(A) - MAE(B) over all pooled predictions: it excludes 0
 when A and B differ by more than the choice of people (or images) explains.
+
+That interval holds two trained models fixed, so it says nothing of how much another
+training seed would move either. Comma-separated lists compare settings rather than
+runs: several training runs (seeds) of each, on the same test examples. The difference
+is then that of the mean MAE over each setting's runs, and each bootstrap resample
+draws runs within each setting as well as people or images (shared by A and B, which
+keeps the pairing): the interval covers the seed-to-seed spread too, as far as a few
+runs can show it (with three runs per setting it is still on the narrow side).
 """
 
 import glob
 import json
 import os
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from absl import app, flags
@@ -36,25 +45,46 @@ def define_flags() -> None:
 
 
 def paired_difference(errors_a: Sequence[np.ndarray], errors_b: Sequence[np.ndarray],
-                      resamples: int = 10000, seed: int = 0) -> Dict[str, float]:
+                      resamples: int = 10000, seed: int = 0) -> Dict:
   """MAE(A), MAE(B), their difference and its 95% percentile-bootstrap interval, where
   ``errors_*[g]`` are the absolute errors of resampling unit g (a person, or one image)."""
-  if len(errors_a) != len(errors_b) or not len(errors_a):
-    raise ValueError(f"Need the same, non-zero number of units; got {len(errors_a)} and "
-                     f"{len(errors_b)}.")
-  sum_a = np.array([np.sum(e) for e in errors_a], np.float64)
-  sum_b = np.array([np.sum(e) for e in errors_b], np.float64)
-  count = np.array([len(e) for e in errors_a], np.float64)
-  if not np.array_equal(count, [len(e) for e in errors_b]):
-    raise ValueError("A and B have different numbers of predictions in some unit.")
-  draws = np.random.default_rng(seed).integers(0, len(count), (resamples, len(count)))
-  n = count[draws].sum(1)
-  diffs = (sum_a[draws].sum(1) - sum_b[draws].sum(1)) / n
-  lo, hi = np.percentile(diffs, [2.5, 97.5])
-  mae_a, mae_b = sum_a.sum() / count.sum(), sum_b.sum() / count.sum()
+  return seeded_difference([errors_a], [errors_b], resamples, seed)
+
+
+def seeded_difference(runs_a: Sequence[Sequence[np.ndarray]],
+                      runs_b: Sequence[Sequence[np.ndarray]], resamples: int = 10000,
+                      seed: int = 0, chunk: int = 500) -> Dict:
+  """Mean MAE over A's training runs minus B's, and its 95% two-level bootstrap interval,
+  where ``runs_*[r][g]`` are run r's absolute errors on unit g. Each resample draws units
+  (the same for every run, so A and B stay paired) and, within each setting, runs."""
+  units = {len(run) for run in list(runs_a) + list(runs_b)}
+  if len(units) != 1 or not units.pop() or not len(runs_a) or not len(runs_b):
+    raise ValueError(f"Need the same, non-zero number of units in every run; got "
+                     f"{[len(r) for r in runs_a]} and {[len(r) for r in runs_b]}.")
+  count = np.array([len(e) for e in runs_a[0]], np.float64)
+  for run in list(runs_a) + list(runs_b):
+    if not np.array_equal(count, [len(e) for e in run]):
+      raise ValueError("A and B have different numbers of predictions in some unit.")
+  sums = [np.array([[np.sum(e) for e in run] for run in runs], np.float64)
+          for runs in (runs_a, runs_b)]
+  rng = np.random.default_rng(seed)
+  draws = rng.integers(0, len(count), (resamples, len(count)))
+  picks = [rng.integers(0, len(s), (resamples, len(s))) for s in sums]
+  diffs = np.empty(resamples)
+  for lo in range(0, resamples, chunk):
+    d = draws[lo:lo + chunk]
+    rows = np.arange(len(d))[:, None]
+    n = count[d].sum(1)[:, None]
+    mae = [(np.stack([run[d].sum(1) for run in s], 1) / n)[rows, p[lo:lo + chunk]].mean(1)
+           for s, p in zip(sums, picks)]  # per resample: the drawn runs' mean pooled MAE
+    diffs[lo:lo + chunk] = mae[0] - mae[1]
+  ci_low, ci_high = np.percentile(diffs, [2.5, 97.5])
+  run_mae_a, run_mae_b = (s.sum(1) / count.sum() for s in sums)
+  mae_a, mae_b = run_mae_a.mean(), run_mae_b.mean()
   return {"units": len(count), "predictions": int(count.sum()), "mae_a": float(mae_a),
-          "mae_b": float(mae_b), "difference": float(mae_a - mae_b), "ci_low": float(lo),
-          "ci_high": float(hi)}
+          "mae_b": float(mae_b), "difference": float(mae_a - mae_b), "ci_low": float(ci_low),
+          "ci_high": float(ci_high), "run_mae_a": run_mae_a.tolist(),
+          "run_mae_b": run_mae_b.tolist()}
 
 
 def finished_runs(directory: str) -> Dict[str, str]:
@@ -67,61 +97,94 @@ def finished_runs(directory: str) -> Dict[str, str]:
           for p in glob.glob(os.path.join(directory, "*", PREDICTIONS_FILE))}
 
 
+def load_errors(settings: Sequence[Sequence[str]], unit: str = "auto"
+                ) -> Tuple[List[List[List[np.ndarray]]], str, List[str]]:
+  """Absolute errors per setting, run and resampling unit (``errors[s][r][g]``), the unit
+  used and the sub-runs (folds, splits) paired: those every run has finished."""
+  runs = [[finished_runs(d) for d in dirs] for dirs in settings]
+  for dirs, found in zip(settings, runs):
+    for d, f in zip(dirs, found):
+      if not f:
+        raise FileNotFoundError(f"{d}: no {PREDICTIONS_FILE} in it or in its sub-directories; "
+                                "pass a finished run's workdir or a protocol directory.")
+  flat_dirs = [d for dirs in settings for d in dirs]
+  flat_runs = [f for found in runs for f in found]
+  common = sorted(set.intersection(*(set(f) for f in flat_runs)))
+  if not common:
+    raise ValueError(f"{' and '.join(flat_dirs)} have no finished run in common "
+                     f"({'; '.join(str(sorted(f)[:5]) for f in flat_runs)}).")
+  if unit == "auto":
+    unit = "person" if all(name.startswith("fold_") for name in common) else "image"
+  errors = [[[] for _ in dirs] for dirs in settings]
+  for name in common:
+    ages = None
+    for s, found in enumerate(runs):
+      for r, f in enumerate(found):
+        with np.load(f[name]) as z:
+          if ages is None:
+            ages, first = z["ages"], f[name]
+          elif not np.array_equal(z["ages"], ages):
+            raise ValueError(f"{name}: the runs were tested on different examples "
+                             f"({first} vs {f[name]}).")
+          e = np.abs(z["predictions"] - z["ages"])
+        errors[s][r] += [e] if unit == "person" else list(e[:, None])
+  return errors, unit, common
+
+
 def load_paired_errors(dir_a: str, dir_b: str, unit: str = "auto"
                        ) -> Tuple[List[np.ndarray], List[np.ndarray], str, List[str]]:
   """Absolute errors of A and B per resampling unit, the unit used and the runs paired."""
-  runs_a, runs_b = finished_runs(dir_a), finished_runs(dir_b)
-  for d, runs in ((dir_a, runs_a), (dir_b, runs_b)):
-    if not runs:
-      raise FileNotFoundError(f"{d}: no {PREDICTIONS_FILE} in it or in its sub-directories; "
-                              "pass a finished run's workdir or a protocol directory.")
-  common = sorted(set(runs_a) & set(runs_b))
-  if not common:
-    raise ValueError(f"{dir_a} and {dir_b} have no finished run in common "
-                     f"({sorted(runs_a)[:5]}... vs {sorted(runs_b)[:5]}...).")
-  if unit == "auto":
-    unit = "person" if all(name.startswith("fold_") for name in common) else "image"
-  errors_a, errors_b = [], []
-  for name in common:
-    with np.load(runs_a[name]) as za, np.load(runs_b[name]) as zb:
-      if not np.array_equal(za["ages"], zb["ages"]):
-        raise ValueError(f"{name}: A and B were tested on different examples "
-                         f"({runs_a[name]} vs {runs_b[name]}).")
-      ea = np.abs(za["predictions"] - za["ages"])
-      eb = np.abs(zb["predictions"] - zb["ages"])
-    if unit == "person":
-      errors_a.append(ea)
-      errors_b.append(eb)
-    else:
-      errors_a += list(ea[:, None])
-      errors_b += list(eb[:, None])
+  ((errors_a,), (errors_b,)), unit, common = load_errors([[dir_a], [dir_b]], unit)
   return errors_a, errors_b, unit, common
 
 
 def markdown(result: Dict, names: Sequence[str]) -> str:
   a, b = names
+  runs_a, runs_b = len(result["run_mae_a"]), len(result["run_mae_b"])
+  if runs_a == runs_b == 1:
+    return "\n".join([
+        f"| runs | {PLURAL[result['unit']]} | predictions | {a} MAE | {b} MAE | {a} − {b} | 95% CI |",
+        "|---|---|---|---|---|---|---|",
+        f"| {result['runs']} | {result['units']} | {result['predictions']} | "
+        f"{result['mae_a']:.2f} | {result['mae_b']:.2f} | {result['difference']:+.2f} | "
+        f"[{result['ci_low']:+.2f}, {result['ci_high']:+.2f}] |"]) + "\n"
+
+  def spread(maes):
+    sd = f" ± {np.std(maes, ddof=1):.2f}" if len(maes) > 1 else ""
+    return f"{np.mean(maes):.2f}{sd}"
+
   return "\n".join([
-      f"| runs | {PLURAL[result['unit']]} | predictions | {a} MAE | {b} MAE | {a} − {b} | 95% CI |",
-      "|---|---|---|---|---|---|---|",
-      f"| {result['runs']} | {result['units']} | {result['predictions']} | "
-      f"{result['mae_a']:.2f} | {result['mae_b']:.2f} | {result['difference']:+.2f} | "
-      f"[{result['ci_low']:+.2f}, {result['ci_high']:+.2f}] |"]) + "\n"
+      f"| runs | seeds ({a} / {b}) | {PLURAL[result['unit']]} | predictions | "
+      f"{a} MAE (mean ± sd) | {b} MAE | {a} − {b} | 95% CI (seeds and {PLURAL[result['unit']]}) |",
+      "|---|---|---|---|---|---|---|---|",
+      f"| {result['runs']} | {runs_a} / {runs_b} | {result['units']} | {result['predictions']} | "
+      f"{spread(result['run_mae_a'])} | {spread(result['run_mae_b'])} | "
+      f"{result['difference']:+.2f} | [{result['ci_low']:+.2f}, {result['ci_high']:+.2f}] |",
+      "",
+      f"{a}, run by run: {', '.join(f'{m:.2f}' for m in result['run_mae_a'])}; "
+      f"{b}: {', '.join(f'{m:.2f}' for m in result['run_mae_b'])}."]) + "\n"
 
 
-def compare(dir_a: str, dir_b: str, unit: str = "auto", resamples: int = 10000,
-            seed: int = 0) -> Dict:
-  errors_a, errors_b, unit, common = load_paired_errors(dir_a, dir_b, unit)
-  result = paired_difference(errors_a, errors_b, resamples, seed)
-  return {**result, "unit": unit, "runs": len(common), "a": dir_a, "b": dir_b}
+def compare(dirs_a: Union[str, Sequence[str]], dirs_b: Union[str, Sequence[str]],
+            unit: str = "auto", resamples: int = 10000, seed: int = 0) -> Dict:
+  """A against B, where each is a run (a directory) or a setting (a list of runs)."""
+  settings = [[d] if isinstance(d, str) else list(d) for d in (dirs_a, dirs_b)]
+  (runs_a, runs_b), unit, common = load_errors(settings, unit)
+  result = seeded_difference(runs_a, runs_b, resamples, seed)
+  return {**result, "unit": unit, "runs": len(common), "a": dirs_a, "b": dirs_b}
 
 
 def main(argv: List[str]) -> Optional[int]:
   if len(argv) != 3:
-    raise app.UsageError("Usage: python -m clustercnn_jax.protocols.compare A_DIR B_DIR")
+    raise app.UsageError("Usage: python -m clustercnn_jax.protocols.compare A_DIR B_DIR "
+                         "(or A_SEED0,A_SEED1,... B_SEED0,B_SEED1,...)")
   names = FLAGS.names.split(",")
   if len(names) != 2:
     raise app.UsageError("--names takes two names: --names=cluster,ablation")
-  result = compare(argv[1], argv[2], FLAGS.unit, FLAGS.resamples, FLAGS.seed)
+  dirs_a, dirs_b = ([d for d in arg.split(",") if d] for arg in argv[1:])
+  result = compare(dirs_a if len(dirs_a) > 1 else dirs_a[0],
+                   dirs_b if len(dirs_b) > 1 else dirs_b[0], FLAGS.unit, FLAGS.resamples,
+                   FLAGS.seed)
   print(markdown(result, names))
   if FLAGS.output:
     with open(FLAGS.output, "w") as f:

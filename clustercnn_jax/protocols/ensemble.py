@@ -62,12 +62,12 @@ def ensemble(members: Sequence[str], output: str) -> Dict:
               and np.array_equal(z["person_ids"], loaded[0]["person_ids"])):
         raise ValueError(f"{name}: {d} was tested on other examples than {members[0]}.")
     preds = np.stack([z["predictions"] for z in loaded])
+    mean_preds.append(preds.mean(0))
     target = os.path.join(output, name)
     os.makedirs(target, exist_ok=True)
     np.savez(os.path.join(target, PREDICTIONS_FILE), ages=loaded[0]["ages"],
-             predictions=preds.mean(0), person_ids=loaded[0]["person_ids"])
+             predictions=mean_preds[-1], person_ids=loaded[0]["person_ids"])
     ages.append(loaded[0]["ages"])
-    mean_preds.append(preds.mean(0))
     for m, p in zip(member_preds, preds):
       m.append(p)
   ages, mean_preds = np.concatenate(ages), np.concatenate(mean_preds)
