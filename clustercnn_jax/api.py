@@ -26,7 +26,6 @@ def load(workdir: str, step: Optional[int] = None) -> Tuple[ml_collections.Confi
   """
   config = checkpoint.load_config(workdir)
   model = build_model(config)
-  state = checkpoint.restore_checkpoint(workdir, abstract_train_state(config, model), step)
-  variables = {"params": state.params, "batch_stats": state.batch_stats,
-               "clusters": state.clusters}
+  # Only the variables: a change in the optimiser state's layout does not lock a workdir.
+  variables = checkpoint.restore_variables(workdir, abstract_train_state(config, model), step)
   return config, model, variables

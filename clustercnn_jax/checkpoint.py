@@ -20,7 +20,7 @@ a resumed run sees the batches an uninterrupted one would.
 
 import json
 import os
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
 import flax
 import grain
@@ -28,11 +28,13 @@ import jax
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
+from etils import epath
 
 from clustercnn_jax import config_upgrades
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
+MODEL_COLLECTIONS = ("params", "batch_stats", "clusters")  # what inference and init_from need
 
 
 def manager(workdir: str, config: ml_collections.ConfigDict) -> ocp.CheckpointManager:
@@ -65,21 +67,69 @@ def save(mngr: ocp.CheckpointManager, state: Any, data_state: Any = None, *,
     mngr.wait_until_finished()
 
 
+def _latest(mngr: ocp.CheckpointManager, step: Optional[int]) -> int:
+  step = mngr.latest_step() if step is None else step
+  if step is None:
+    raise FileNotFoundError(f"No checkpoint in {mngr.directory}.")
+  return step
+
+
+def _abstract(tree: Any, sharding: Optional[jax.sharding.Sharding] = None) -> Any:
+  """Shapes and dtypes to restore ``tree``'s arrays as."""
+  return jax.tree_util.tree_map(
+      lambda x: jax.ShapeDtypeStruct(np.shape(x), jax.numpy.result_type(x), sharding=sharding),
+      tree)
+
+
 def restore(mngr: ocp.CheckpointManager, target: Any, step: Optional[int] = None,
             data_state: Any = None) -> Any:
   """Restores into the structure of ``target`` (a TrainState, possibly abstract); fills
   ``data_state`` (an IteratorState) with the saved iterator state when asked."""
-  step = mngr.latest_step() if step is None else step
-  if step is None:
-    raise FileNotFoundError(f"No checkpoint in {mngr.directory}.")
-  template = flax.serialization.to_state_dict(target)
-  abstract = jax.tree_util.tree_map(
-      lambda x: jax.ShapeDtypeStruct(np.shape(x), jax.numpy.result_type(x)), template)
-  items = {"state": ocp.args.StandardRestore(abstract)}
+  step = _latest(mngr, step)
+  items = {"state": ocp.args.StandardRestore(_abstract(flax.serialization.to_state_dict(target)))}
   if data_state is not None:
     items["data"] = grain.checkpoint.CheckpointRestore(data_state)
   restored = mngr.restore(step, args=ocp.args.Composite(**items))
   return flax.serialization.from_state_dict(target, restored["state"])
+
+
+def restore_variables(workdir: str, target: Any, step: Optional[int] = None) -> Dict[str, Any]:
+  """The model's variables (``MODEL_COLLECTIONS``) from ``workdir``'s checkpoint, in the
+  structure of ``target`` (a TrainState, possibly abstract).
+
+  The optimiser state is not read. Its layout follows the optimiser's settings and this
+  code's version (which parameters it masks, say), and a model is used, evaluated or
+  fine-tuned from without it: a workdir stays loadable when that layout changes. The
+  variables must still have the shapes the config gives them; a mismatch names them.
+  """
+  mngr = manager(workdir, load_config(workdir))
+  step = _latest(mngr, step)
+  template = {c: flax.serialization.to_state_dict(getattr(target, c)) for c in MODEL_COLLECTIONS}
+  abstract = _abstract(template, jax.sharding.SingleDeviceSharding(jax.local_devices()[0]))
+  _check_shapes(epath.Path(mngr.directory) / str(step) / "state", abstract, workdir)
+  restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
+      abstract, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract),
+      partial_restore=True)))["state"]
+  return {c: flax.serialization.from_state_dict(getattr(target, c), restored.get(c, {}))
+          for c in MODEL_COLLECTIONS}
+
+
+def _check_shapes(item_dir: epath.Path, abstract: Any, workdir: str) -> None:
+  """Every array of ``abstract`` is in the saved item, with its shape: checked on the
+  metadata, before reading, so a mismatch is one clear error."""
+  saved = ocp.StandardCheckpointHandler().metadata(item_dir)
+  saved = dict(jax.tree_util.tree_flatten_with_path(getattr(saved, "tree", saved))[0])
+  bad = []
+  for path, want in jax.tree_util.tree_flatten_with_path(abstract)[0]:
+    have = getattr(saved.get(path), "shape", None)
+    if have is None or tuple(have) != tuple(want.shape):
+      bad.append(f"{jax.tree_util.keystr(path)}: config {tuple(want.shape)}, checkpoint "
+                 f"{'missing' if have is None else tuple(have)}")
+  if bad:
+    raise ValueError(f"{workdir}: {len(bad)} arrays of the model its config.json builds do not "
+                     f"match its checkpoint, e.g. {bad[:3]}. Was config.json edited (max_age, "
+                     "model.backbone, model.use_cluster, model.num_clusters, "
+                     "model.cluster_features)?")
 
 
 def save_config(workdir: str, config: ml_collections.ConfigDict) -> None:
@@ -94,10 +144,3 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
     raise FileNotFoundError(f"{path} not found: is {workdir!r} a clustercnn_jax workdir?")
   with open(path) as f:
     return config_upgrades.upgrade(ml_collections.ConfigDict(json.load(f)))
-
-
-def restore_checkpoint(workdir: str, target: Any, step: Optional[int] = None) -> Any:
-  """``target`` (a TrainState, possibly abstract) filled from ``workdir``'s checkpoint
-  (the latest, or ``step``), as flax's ``restore_checkpoint(workdir, target)``."""
-  config = load_config(workdir)
-  return restore(manager(workdir, config), target, step)

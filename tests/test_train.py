@@ -1,7 +1,9 @@
 """Training: gradients, multi-device equivalence, checkpoints and resumption, the CLI."""
 
 import functools
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +16,8 @@ import pytest
 
 from clustercnn_jax import api, checkpoint, losses, train
 from clustercnn_jax.data.preprocess import preprocess_for
+from clustercnn_jax.models.model import build_model
+from clustercnn_jax.train_state import abstract_train_state
 from conftest import ROOT, RUNLOCAL, cli_flags
 
 
@@ -106,6 +110,38 @@ def test_cli_writes_checkpoints_events_and_results(tmp_path):
   config, model, variables = api.load(str(tmp_path))
   logits, _ = model.apply(variables, jnp.zeros((2, 32, 32, 3)), train=False)
   assert logits.shape == (2, config.max_age + 1)
+
+
+def test_a_workdir_loads_whatever_layout_its_optimiser_state_has(trained_workdir, tmp_path):
+  """api.load (predict, evaluate, export, init_from) reads only the model's variables: a
+  workdir whose optimiser state no longer matches the one its config builds (another
+  optimiser here; an older masking of frozen blocks in practice) still loads, to the same
+  variables; a wrong shape still fails and says which."""
+  workdir = tmp_path / "sgd"
+  shutil.copytree(trained_workdir, workdir)
+  with open(workdir / "config.json") as f:
+    saved = json.load(f)
+  assert saved["optimizer"] == "adam"
+
+  def rewrite(**fields):
+    with open(workdir / "config.json", "w") as f:
+      json.dump({**saved, **fields}, f)
+
+  rewrite(optimizer="sgd")
+  config = checkpoint.load_config(str(workdir))
+  with pytest.raises(ValueError, match="(?i)structure"):  # the whole state would not restore
+    checkpoint.restore(checkpoint.manager(str(workdir), config),
+                       abstract_train_state(config, build_model(config)))
+  original = api.load(trained_workdir)[2]
+  loaded = api.load(str(workdir))[2]
+  assert [p for p, _ in leaves(loaded)] == [p for p, _ in leaves(original)]
+  for (path, a), (_, b) in zip(leaves(loaded), leaves(original)):
+    np.testing.assert_array_equal(a, b, err_msg=jax.tree_util.keystr(path))
+
+  rewrite(max_age=saved["max_age"] + 1)
+  with pytest.raises(ValueError,
+                     match=r"arrays of the model .*head.*bias.*: config \(82,\), checkpoint \(81,\)"):
+    api.load(str(workdir))
 
 
 def test_cli_rejects_unknown_config_field(tmp_path):
