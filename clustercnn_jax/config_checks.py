@@ -44,6 +44,19 @@ def validate(config: ml_collections.ConfigDict, *, need_weights: bool = True) ->
   if m.train_from:
     backbone = models.get_backbone(m.backbone, **m.backbone_kwargs.to_dict())
     blocks.block_index(backbone.blocks(train=False), m.train_from)  # ValueError lists them
+  taps = model_lib.feature_taps(config)
+  if taps:
+    if m.train_from:
+      raise ValueError("model.feature_taps with model.train_from: the tapped blocks would have "
+                       "to be cached and trained at once; tap with freeze_backbone=True or "
+                       "with the whole backbone training (train_from='').")
+    backbone = models.get_backbone(m.backbone, **m.backbone_kwargs.to_dict())
+    names = blocks.names(backbone.blocks(train=False))
+    for tap in taps:
+      blocks.block_index(backbone.blocks(train=False), tap)  # ValueError lists them
+      if tap == names[-1]:
+        raise ValueError(f"model.feature_taps: {tap!r} is the backbone's last block, whose "
+                         f"output is the features already; tap one of {names[:-1]}.")
   if m.cached_features and not (m.freeze_backbone or m.train_from):
     raise ValueError("model.cached_features=True needs frozen blocks to cache: "
                      "--config.model.freeze_backbone=True or --config.model.train_from=BLOCK; "

@@ -20,6 +20,7 @@ ADDED = (
     ("bn_recalibration_batches", 0),
     ("model.hard_assignment_steps", 0),
     ("model.feature_norm", "none"),
+    ("model.feature_taps", ""),
 )
 
 

@@ -32,7 +32,7 @@ from clustercnn_jax import models, pretrained
 from clustercnn_jax.data.dataset import ArrayDataset
 from clustercnn_jax.data.images import digests as image_digests
 from clustercnn_jax.data.preprocess import preprocess_view, views
-from clustercnn_jax.models.model import AgeModel, frozen_blocks_params
+from clustercnn_jax.models.model import AgeModel, feature_taps, frozen_blocks_params
 
 CACHE_DTYPES = ("float32", "float16")  # config.feature_cache_dtype: how a cache stores arrays
 
@@ -132,11 +132,12 @@ def feature_datasets(state: Any, model: AgeModel, config: ml_collections.ConfigD
   m = config.model
   view_list = views(config)
   frozen = frozen_variables(state, config)
+  taps = feature_taps(config)
   key = cache_key(
       (m.backbone, models.revision(m.backbone), sorted(m.backbone_kwargs.to_dict().items()),
        config.image_size, tuple(map(tuple, pretrained.input_normalization(config))),
        config.half_precision, "features" if m.freeze_backbone else m.train_from, view_list,
-       config.feature_cache_dtype),
+       config.feature_cache_dtype) + ((taps,) if taps else ()),
       weights_digest(frozen))
 
   @jax.jit

@@ -70,6 +70,10 @@ def get_config() -> ml_collections.ConfigDict:
   # before the cluster module (and the ablation's fc layer) sees them.
   config.model.hard_assignment_steps = 0
   config.model.feature_norm = "none"
+  # Our extension, not the paper's (''): comma-separated backbone blocks ('_blocks_7,_blocks_10')
+  # whose output, averaged over space, is appended to the features x. Mid-level blocks see
+  # skin texture that the last, object-tuned layer pools away. Not with train_from.
+  config.model.feature_taps = ""
   config.model.reseed_after = 1000  # steps without an example before a cluster is re-seeded
   config.model.dropout_rate = 0.2
   config.model.sync_batch_norm = True

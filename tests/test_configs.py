@@ -45,6 +45,8 @@ def test_variants_do_not_inherit_what_they_do_not_use():
     ("model.eval_assignment", "soft", "model.eval_assignment"),
     ("model.feature_norm", "l1", "model.feature_norm"),
     ("model.hard_assignment_steps", -1, "model.hard_assignment_steps"),
+    ("model.feature_taps", "stage0,stage9", "Unknown block 'stage9'"),
+    ("model.feature_taps", "pool", "last block.*'stage0', 'stage1'"),
 ])
 def test_bad_choices_fail_before_any_work(tiny_config, tmp_path, field, value, match):
   node = tiny_config
@@ -85,3 +87,12 @@ def test_paper_configs_ask_for_imagenet_googlenet_and_say_where_it_comes_from(tm
       train.train_and_evaluate(config, str(tmp_path / "w"))
     assert "download.pytorch.org/models/googlenet-1378be20.pth" in str(e.value)
     assert "--config.pretrained=''" in str(e.value)  # how to train from scratch instead
+
+
+def test_feature_taps_are_not_for_partial_fine_tuning(tiny_config):
+  tiny_config.model.train_from = "stage1"
+  tiny_config.model.feature_taps = "stage0"
+  with pytest.raises(ValueError, match="feature_taps with model.train_from"):
+    config_checks.validate(tiny_config, need_weights=False)
+  tiny_config.model.train_from = ""
+  config_checks.validate(tiny_config, need_weights=False)

@@ -81,8 +81,11 @@ def frozen(config, cached, tmp_path):
   return config
 
 
-def test_training_on_cached_features_matches_running_the_backbone(tiny_config, tmp_path):
-  """Same data, same random numbers: the cached run learns what the full one does."""
+@pytest.mark.parametrize("taps", ["", "stage1"])
+def test_training_on_cached_features_matches_running_the_backbone(tiny_config, tmp_path, taps):
+  """Same data, same random numbers: the cached run learns what the full one does (with
+  ``feature_taps`` too, whose pooled blocks are cached with the features)."""
+  tiny_config.model.feature_taps = taps
   full = train.train_and_evaluate(frozen(tiny_config.copy_and_resolve_references(), False,
                                          tmp_path), str(tmp_path / "full"))
   cached = train.train_and_evaluate(frozen(tiny_config.copy_and_resolve_references(), True,

@@ -162,3 +162,38 @@ def test_blocks_own_every_parameter_and_compose(name, kwargs, size):
   whole, lower, upper = whole_and_parts(x)
   assert lower.ndim == 4  # an activation map, not yet pooled
   np.testing.assert_allclose(upper, whole, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name,size,taps,dims", [
+    ("small_cnn", 32, ("stage0",), (16, 8)),
+    ("efficientnet_lite0", 64, ("_blocks_7", "_blocks_3"), (1280, 40, 80))])
+def test_feature_taps_append_the_spatial_means_of_the_tapped_blocks(name, size, taps, dims):
+  """model.feature_taps (ours): x is the backbone's features, then each tapped block's
+  output averaged over space, in block order whatever the order given."""
+  from clustercnn_jax.models import blocks
+  from clustercnn_jax.models.model import AgeModel
+
+  kwargs = {"widths": (8, 16)} if name == "small_cnn" else {}
+  backbone = models.get_backbone(name, **kwargs)
+  model = AgeModel(backbone=backbone, num_ages=10, use_cluster=False, cluster_features=4,
+                   freeze_backbone=True, feature_taps=taps)
+  x = jax.random.normal(jax.random.PRNGKey(1), (2, size, size, 3))
+  variables = jax.jit(lambda x: model.init(jax.random.PRNGKey(0), x, train=False))(x)
+  tapped = np.asarray(jax.jit(lambda x: model.apply(
+      variables, x, method=AgeModel.frozen_part))(x))
+  assert tapped.shape == (2, sum(dims))
+
+  names = blocks.names(backbone.blocks(train=False))
+  plain = {"params": variables["params"]["backbone"],
+           **({"batch_stats": variables["batch_stats"]["backbone"]}
+              if "batch_stats" in variables else {})}
+  expected = [np.asarray(backbone.apply(plain, x, train=False))]
+  for tap in sorted(taps, key=names.index):
+    after = names[names.index(tap) + 1]
+    expected.append(np.asarray(backbone.apply(plain, x, train=False, stop=after)).mean((1, 2)))
+  np.testing.assert_allclose(tapped, np.concatenate(expected, axis=1), rtol=1e-5, atol=1e-5)
+  # Without taps the features are the backbone's alone, as before.
+  untapped = AgeModel(backbone=backbone, num_ages=10, use_cluster=False, cluster_features=4,
+                      freeze_backbone=True)
+  np.testing.assert_allclose(untapped.apply(variables, x, method=AgeModel.frozen_part),
+                             expected[0], rtol=1e-5, atol=1e-5)

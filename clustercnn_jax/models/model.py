@@ -35,13 +35,30 @@ class AgeModel(nn.Module):
   dropout_rate: float = 0.0
   freeze_backbone: bool = False
   train_from: str = ""  # a backbone block: the blocks before it are frozen ('' = none)
+  feature_taps: Tuple[str, ...] = ()  # ours: blocks whose spatially pooled output joins x
   axis_name: Optional[str] = None
 
   def frozen_part(self, images: jnp.ndarray) -> jnp.ndarray:
     """What a feature cache stores: the output of the backbone's frozen blocks (all of
     them with ``freeze_backbone``, else those before ``train_from``), in inference mode."""
-    stop = None if self.freeze_backbone else self.train_from
-    return jax.lax.stop_gradient(self.backbone(images, train=False, stop=stop))
+    if self.freeze_backbone:
+      return jax.lax.stop_gradient(self.tapped_backbone(images, train=False))
+    return jax.lax.stop_gradient(self.backbone(images, train=False, stop=self.train_from))
+
+  def tapped_backbone(self, images: jnp.ndarray, train: bool) -> jnp.ndarray:
+    """The backbone's features, followed by the spatial mean of each ``feature_taps``
+    block's output (our extension): ImageNet's last layer is tuned to object classes,
+    while the texture that ages a face (wrinkles, skin) is plainer in the middle blocks."""
+    if not self.feature_taps:
+      return self.backbone(images, train=train)
+    names = blocks.names(self.backbone.blocks(train=False))
+    x, start, pooled = images, None, []
+    for tap in sorted(self.feature_taps, key=names.index):
+      after = names[names.index(tap) + 1]
+      x = self.backbone(x, train=train, start=start, stop=after)
+      pooled.append(jnp.mean(x, axis=(1, 2)))
+      start = after
+    return jnp.concatenate([self.backbone(x, train=train, start=start)] + pooled, axis=-1)
 
   def embed(self, inputs: jnp.ndarray, train: bool, cached: bool = False) -> jnp.ndarray:
     """Backbone features x: what the centroids live among (used by k-means++).
@@ -55,7 +72,7 @@ class AgeModel(nn.Module):
       lower = inputs if cached else self.frozen_part(inputs)
       x = self.backbone(lower.astype(self.backbone.dtype), train=train, start=self.train_from)
     else:
-      x = self.backbone(inputs, train=train)
+      x = self.tapped_backbone(inputs, train)
     return normalize_features(x.astype(jnp.float32), self.feature_norm)
 
   @nn.compact
@@ -125,7 +142,12 @@ def build_model(config: ml_collections.ConfigDict, axis_name: Optional[str] = No
                   feature_norm=m.feature_norm,
                   reseed_after=m.reseed_after, dropout_rate=m.dropout_rate,
                   freeze_backbone=m.freeze_backbone, train_from=m.train_from,
-                  axis_name=axis_name)
+                  feature_taps=feature_taps(config), axis_name=axis_name)
+
+
+def feature_taps(config: ml_collections.ConfigDict) -> Tuple[str, ...]:
+  """``model.feature_taps`` ('_blocks_7,_blocks_10') as a tuple of block names."""
+  return tuple(t.strip() for t in config.model.feature_taps.split(",") if t.strip())
 
 
 def trained_variables(config: ml_collections.ConfigDict, tree: Any) -> Any:
