@@ -44,6 +44,7 @@ def validate(config: ml_collections.ConfigDict, *, need_weights: bool = True) ->
   if m.train_from:
     backbone = models.get_backbone(m.backbone, **m.backbone_kwargs.to_dict())
     blocks.block_index(backbone.blocks(train=False), m.train_from)  # ValueError lists them
+  _choice(m.feature_tap_stats, model_lib.TAP_STATS, "model.feature_tap_stats")
   taps = model_lib.feature_taps(config)
   if taps:
     if m.train_from:

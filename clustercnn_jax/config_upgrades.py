@@ -21,6 +21,7 @@ ADDED = (
     ("model.hard_assignment_steps", 0),
     ("model.feature_norm", "none"),
     ("model.feature_taps", ""),
+    ("model.feature_tap_stats", "mean"),
 )
 
 

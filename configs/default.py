@@ -74,6 +74,7 @@ def get_config() -> ml_collections.ConfigDict:
   # whose output, averaged over space, is appended to the features x. Mid-level blocks see
   # skin texture that the last, object-tuned layer pools away. Not with train_from.
   config.model.feature_taps = ""
+  config.model.feature_tap_stats = "mean"  # 'mean_std' adds each tapped map's spatial std
   config.model.reseed_after = 1000  # steps without an example before a cluster is re-seeded
   config.model.dropout_rate = 0.2
   config.model.sync_batch_norm = True

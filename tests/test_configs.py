@@ -47,6 +47,7 @@ def test_variants_do_not_inherit_what_they_do_not_use():
     ("model.hard_assignment_steps", -1, "model.hard_assignment_steps"),
     ("model.feature_taps", "stage0,stage9", "Unknown block 'stage9'"),
     ("model.feature_taps", "pool", "last block.*'stage0', 'stage1'"),
+    ("model.feature_tap_stats", "max", "model.feature_tap_stats"),
 ])
 def test_bad_choices_fail_before_any_work(tiny_config, tmp_path, field, value, match):
   node = tiny_config

@@ -36,6 +36,7 @@ class AgeModel(nn.Module):
   freeze_backbone: bool = False
   train_from: str = ""  # a backbone block: the blocks before it are frozen ('' = none)
   feature_taps: Tuple[str, ...] = ()  # ours: blocks whose spatially pooled output joins x
+  feature_tap_stats: str = "mean"  # 'mean' | 'mean_std': how a tapped map is pooled
   axis_name: Optional[str] = None
 
   def frozen_part(self, images: jnp.ndarray) -> jnp.ndarray:
@@ -46,8 +47,8 @@ class AgeModel(nn.Module):
     return jax.lax.stop_gradient(self.backbone(images, train=False, stop=self.train_from))
 
   def tapped_backbone(self, images: jnp.ndarray, train: bool) -> jnp.ndarray:
-    """The backbone's features, followed by the spatial mean of each ``feature_taps``
-    block's output (our extension): ImageNet's last layer is tuned to object classes,
+    """The backbone's features, followed by the spatial mean (and with 'mean_std' the
+    standard deviation) of each ``feature_taps`` block's output (our extension): ImageNet's last layer is tuned to object classes,
     while the texture that ages a face (wrinkles, skin) is plainer in the middle blocks."""
     if not self.feature_taps:
       return self.backbone(images, train=train)
@@ -57,6 +58,8 @@ class AgeModel(nn.Module):
       after = names[names.index(tap) + 1]
       x = self.backbone(x, train=train, start=start, stop=after)
       pooled.append(jnp.mean(x, axis=(1, 2)))
+      if self.feature_tap_stats == "mean_std":  # texture energy, not only average response
+        pooled.append(jnp.std(x, axis=(1, 2)))
       start = after
     return jnp.concatenate([self.backbone(x, train=train, start=start)] + pooled, axis=-1)
 
@@ -108,6 +111,7 @@ class AgeModel(nn.Module):
 
 
 FEATURE_NORMS = ("none", "l2")
+TAP_STATS = ("mean", "mean_std")  # model.feature_tap_stats
 
 
 def normalize_features(x: jnp.ndarray, kind: str) -> jnp.ndarray:
@@ -142,7 +146,8 @@ def build_model(config: ml_collections.ConfigDict, axis_name: Optional[str] = No
                   feature_norm=m.feature_norm,
                   reseed_after=m.reseed_after, dropout_rate=m.dropout_rate,
                   freeze_backbone=m.freeze_backbone, train_from=m.train_from,
-                  feature_taps=feature_taps(config), axis_name=axis_name)
+                  feature_taps=feature_taps(config), feature_tap_stats=m.feature_tap_stats,
+                  axis_name=axis_name)
 
 
 def feature_taps(config: ml_collections.ConfigDict) -> Tuple[str, ...]:
