@@ -8,6 +8,8 @@
   configs/fgnet.py:frozen     on a CPU budget: frozen ImageNet EfficientNet-Lite0 at 112 px
                               on eye-normalised faces, its features cached; only the
                               cluster module and head train
+  configs/fgnet.py:frozen,taps  as :frozen, with the spatial means of Lite0's stage outputs
+                              appended to its features (ours, not the paper's)
   configs/fgnet.py:partial    on a CPU budget, fine-tuning: as :frozen, but the top of
                               EfficientNet-Lite0 (its last MBConv block and 1x1 head
                               convolution, at 4x4) trains on cached activations of four
@@ -27,7 +29,7 @@ from configs import default
 
 
 def get_config(arg=None):
-  arg = default.parse_arg(arg, frozen=False, partial=False, runlocal=False)
+  arg = default.parse_arg(arg, frozen=False, partial=False, runlocal=False, taps=False)
   config = default.get_config()
   config.data.name = "fgnet"
   config.data.split.kind = "person"
@@ -68,4 +70,6 @@ def get_config(arg=None):
     config.model.backbone = "googlenet"
     config.model.backbone_kwargs.depth = 0.5
     config.pretrained = default.GOOGLENET_WEIGHTS  # ImageNet, as in the paper
+  if arg.taps:
+    default.use_feature_taps(config)
   return config

@@ -5,6 +5,8 @@
   configs/utkface.py:frozen   on a CPU budget: faces re-normalised around the eyes the
                               detector finds, a frozen EfficientNet-Lite0 at 112 px, its
                               features cached; only the cluster module and head train
+  configs/utkface.py:frozen,taps  as :frozen, with the spatial means of Lite0's stage
+                              outputs appended to its features (ours, not the paper's)
   configs/utkface.py:partial  as :frozen, but EfficientNet-Lite0's last eight blocks and
                               head convolution train too, on cached activations of four
                               views of each face (the crop, its mirror, two zooms)
@@ -22,7 +24,7 @@ from configs import default
 
 
 def get_config(arg=None):
-  arg = default.parse_arg(arg, frozen=False, partial=False)
+  arg = default.parse_arg(arg, frozen=False, partial=False, taps=False)
   config = default.get_config()
   config.data.name = "utkface"
   config.data.split.kind = "random"
@@ -54,4 +56,6 @@ def get_config(arg=None):
     config.batch_size = 64
     config.num_epochs = 5.0
     config.checkpoint_every_steps = 500
+  if arg.taps:
+    default.use_feature_taps(config)
   return config

@@ -17,7 +17,8 @@ def test_parse_arg_switches_values_and_unknown_names():
 @pytest.mark.parametrize("module,arg", [(demo, None), (demo, "runlocal"), (fgnet, None),
                                         (fgnet, "frozen"), (fgnet, "partial"), (fgnet, "runlocal"),
                                         (morph, None), (utkface, None), (utkface, "frozen"),
-                                        (utkface, "partial")])
+                                        (utkface, "partial"), (fgnet, "frozen,taps"),
+                                        (utkface, "frozen,taps")])
 def test_every_config_and_variant_is_valid(module, arg):
   config_checks.validate(module.get_config(arg), need_weights=False)
 
@@ -88,6 +89,21 @@ def test_paper_configs_ask_for_imagenet_googlenet_and_say_where_it_comes_from(tm
       train.train_and_evaluate(config, str(tmp_path / "w"))
     assert "download.pytorch.org/models/googlenet-1378be20.pth" in str(e.value)
     assert "--config.pretrained=''" in str(e.value)  # how to train from scratch instead
+
+
+def test_taps_variants_tap_existing_blocks_of_their_backbone():
+  from clustercnn_jax import models
+  from clustercnn_jax.models import blocks
+
+  for name, taps in default.STAGE_TAPS.items():
+    names = blocks.names(models.get_backbone(name).blocks(train=False))
+    assert set(taps.split(",")) <= set(names[:-1]), name
+  assert fgnet.get_config("frozen,taps").model.feature_taps == \
+      default.STAGE_TAPS["efficientnet_lite0"]
+  config = fgnet.get_config()  # GoogLeNet: no stages listed, so ask for the blocks
+  config.model.backbone = "small_cnn"
+  with pytest.raises(ValueError, match="feature_taps=BLOCKS"):
+    default.use_feature_taps(config)
 
 
 def test_feature_taps_are_not_for_partial_fine_tuning(tiny_config):
