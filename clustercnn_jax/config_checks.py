@@ -51,10 +51,10 @@ def validate(config: ml_collections.ConfigDict, *, need_weights: bool = True) ->
       raise ValueError("model.feature_taps with model.train_from: the tapped blocks would have "
                        "to be cached and trained at once; tap with freeze_backbone=True or "
                        "with the whole backbone training (train_from='').")
-    backbone = models.get_backbone(m.backbone, **m.backbone_kwargs.to_dict())
-    names = blocks.names(backbone.blocks(train=False))
+    block_list = models.get_backbone(m.backbone, **m.backbone_kwargs.to_dict()).blocks(False)
+    names = blocks.names(block_list)
     for tap in taps:
-      blocks.block_index(backbone.blocks(train=False), tap)  # ValueError lists them
+      blocks.block_index(block_list, tap)  # ValueError lists them
       if tap == names[-1]:
         raise ValueError(f"model.feature_taps: {tap!r} is the backbone's last block, whose "
                          f"output is the features already; tap one of {names[:-1]}.")

@@ -137,7 +137,7 @@ def feature_datasets(state: Any, model: AgeModel, config: ml_collections.ConfigD
       (m.backbone, models.revision(m.backbone), sorted(m.backbone_kwargs.to_dict().items()),
        config.image_size, tuple(map(tuple, pretrained.input_normalization(config))),
        config.half_precision, "features" if m.freeze_backbone else m.train_from, view_list,
-       config.feature_cache_dtype) + ((taps, m.feature_tap_stats) if taps else ()),
+       config.feature_cache_dtype) + ((tuple(sorted(taps)), m.feature_tap_stats) if taps else ()),
       weights_digest(frozen))
 
   @jax.jit

@@ -113,3 +113,6 @@ def test_feature_taps_are_not_for_partial_fine_tuning(tiny_config):
     config_checks.validate(tiny_config, need_weights=False)
   tiny_config.model.train_from = ""
   config_checks.validate(tiny_config, need_weights=False)
+  from clustercnn_jax.models import model as model_lib
+  tiny_config.model.feature_taps = " stage0, stage0 ,"
+  assert model_lib.feature_taps(tiny_config) == ("stage0",)

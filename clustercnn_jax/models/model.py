@@ -48,8 +48,9 @@ class AgeModel(nn.Module):
 
   def tapped_backbone(self, images: jnp.ndarray, train: bool) -> jnp.ndarray:
     """The backbone's features, followed by the spatial mean (and with 'mean_std' the
-    standard deviation) of each ``feature_taps`` block's output (our extension): ImageNet's last layer is tuned to object classes,
-    while the texture that ages a face (wrinkles, skin) is plainer in the middle blocks."""
+    standard deviation) of each ``feature_taps`` block's output (our extension):
+    ImageNet's last layer is tuned to object classes, while the texture that ages a face
+    (wrinkles, skin) is plainer in the middle blocks."""
     if not self.feature_taps:
       return self.backbone(images, train=train)
     names = blocks.names(self.backbone.blocks(train=False))
@@ -151,8 +152,9 @@ def build_model(config: ml_collections.ConfigDict, axis_name: Optional[str] = No
 
 
 def feature_taps(config: ml_collections.ConfigDict) -> Tuple[str, ...]:
-  """``model.feature_taps`` ('_blocks_7,_blocks_10') as a tuple of block names."""
-  return tuple(t.strip() for t in config.model.feature_taps.split(",") if t.strip())
+  """``model.feature_taps`` ('_blocks_7,_blocks_10') as a tuple of distinct block names."""
+  return tuple(dict.fromkeys(t.strip() for t in config.model.feature_taps.split(",")
+                             if t.strip()))
 
 
 def trained_variables(config: ml_collections.ConfigDict, tree: Any) -> Any:
