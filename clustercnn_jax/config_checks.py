@@ -41,23 +41,25 @@ def validate(config: ml_collections.ConfigDict, *, need_weights: bool = True) ->
     if need_weights:
       pretrained.resolve(config.model.backbone, config.pretrained)  # says where to get them
   m = config.model
-  if m.train_from:
-    backbone = models.get_backbone(m.backbone, **m.backbone_kwargs.to_dict())
-    blocks.block_index(backbone.blocks(train=False), m.train_from)  # ValueError lists them
   _choice(m.feature_tap_stats, model_lib.TAP_STATS, "model.feature_tap_stats")
   taps = model_lib.feature_taps(config)
-  if taps:
-    if m.train_from:
-      raise ValueError("model.feature_taps with model.train_from: the tapped blocks would have "
-                       "to be cached and trained at once; tap with freeze_backbone=True or "
-                       "with the whole backbone training (train_from='').")
+  if m.train_from or taps:
     block_list = models.get_backbone(m.backbone, **m.backbone_kwargs.to_dict()).blocks(False)
     names = blocks.names(block_list)
+  if m.train_from:
+    blocks.block_index(block_list, m.train_from)  # ValueError lists them
+  if taps:
     for tap in taps:
       blocks.block_index(block_list, tap)  # ValueError lists them
       if tap == names[-1]:
         raise ValueError(f"model.feature_taps: {tap!r} is the backbone's last block, whose "
                          f"output is the features already; tap one of {names[:-1]}.")
+      if m.train_from and names.index(tap) < names.index(m.train_from) - 1:
+        lowest = names[names.index(m.train_from) - 1]
+        raise ValueError(f"model.feature_taps: {tap!r} lies below the cached input of "
+                         f"model.train_from={m.train_from!r}, so its output is never "
+                         f"computed in training; tap {lowest!r} (that input) or a later "
+                         "block, or move train_from down.")
   if m.cached_features and not (m.freeze_backbone or m.train_from):
     raise ValueError("model.cached_features=True needs frozen blocks to cache: "
                      "--config.model.freeze_backbone=True or --config.model.train_from=BLOCK; "

@@ -132,7 +132,7 @@ def feature_datasets(state: Any, model: AgeModel, config: ml_collections.ConfigD
   m = config.model
   view_list = views(config)
   frozen = frozen_variables(state, config)
-  taps = feature_taps(config)
+  taps = feature_taps(config) if m.freeze_backbone else ()  # above a cut they are trained
   key = cache_key(
       (m.backbone, models.revision(m.backbone), sorted(m.backbone_kwargs.to_dict().items()),
        config.image_size, tuple(map(tuple, pretrained.input_normalization(config))),

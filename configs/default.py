@@ -204,12 +204,21 @@ STAGE_TAPS = {
 
 def use_feature_taps(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """The ``taps`` variant (ours): the spatial means of the backbone's stage outputs join
-  its features. Set after the backbone; another backbone needs its own
-  ``--config.model.feature_taps``."""
+  its features. Set after the backbone and ``train_from``: above a cut, only the stages
+  whose outputs the trained blocks compute (or take as their cached input) are tapped.
+  Another backbone needs its own ``--config.model.feature_taps``."""
   if config.model.backbone not in STAGE_TAPS:
     raise ValueError(f"The taps variant knows the stages of {sorted(STAGE_TAPS)}, not "
                      f"{config.model.backbone!r}: set --config.model.feature_taps=BLOCKS.")
-  config.model.feature_taps = STAGE_TAPS[config.model.backbone]
+  taps = STAGE_TAPS[config.model.backbone].split(",")
+  if config.model.train_from:
+    number = lambda name: int(name.rsplit("_", 1)[1])  # STAGE_TAPS holds '_blocks_N' names
+    if not config.model.train_from.startswith("_blocks_"):
+      raise ValueError(f"The taps variant taps MBConv stages, all below "
+                       f"train_from={config.model.train_from!r}: set "
+                       "--config.model.feature_taps=BLOCKS or cut at a '_blocks_N'.")
+    taps = [t for t in taps if number(t) >= number(config.model.train_from) - 1]
+  config.model.feature_taps = ",".join(taps)
   return config
 
 

@@ -106,13 +106,22 @@ def test_taps_variants_tap_existing_blocks_of_their_backbone():
     default.use_feature_taps(config)
 
 
-def test_feature_taps_are_not_for_partial_fine_tuning(tiny_config):
-  tiny_config.model.train_from = "stage1"
+def test_feature_taps_with_partial_fine_tuning_start_at_the_cached_input(tiny_config):
+  """Above a cut the taps are computed in training: the block just before train_from
+  (whose output is cached) is the lowest one."""
+  tiny_config.model.train_from = "pool"
   tiny_config.model.feature_taps = "stage0"
-  with pytest.raises(ValueError, match="feature_taps with model.train_from"):
+  with pytest.raises(ValueError, match="'stage0' lies below the cached input.*tap 'stage1'"):
     config_checks.validate(tiny_config, need_weights=False)
-  tiny_config.model.train_from = ""
+  tiny_config.model.train_from = "stage1"
   config_checks.validate(tiny_config, need_weights=False)
+  config = utkface.get_config("partial,taps")  # cut at _blocks_8: the stages from 7 on
+  assert config.model.feature_taps == "_blocks_7,_blocks_10,_blocks_14"
+  config_checks.validate(config, need_weights=False)
+
+
+def test_feature_taps_are_distinct_names(tiny_config):
   from clustercnn_jax.models import model as model_lib
+
   tiny_config.model.feature_taps = " stage0, stage0 ,"
   assert model_lib.feature_taps(tiny_config) == ("stage0",)

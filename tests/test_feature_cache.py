@@ -161,6 +161,32 @@ def test_partial_fine_tuning_on_cached_activations_matches_images(tiny_config, t
     assert max(moved) > 0, collection
 
 
+def test_feature_taps_above_the_cut_train_on_the_same_cached_activations(tiny_config,
+                                                                          tmp_path):
+  """Taps at and above ``train_from`` (ours): stage0's output is the cached input itself,
+  stage1's is computed by the trained block. Cached and image runs learn the same, the
+  cache is the untapped run's (taps are not in it), and the checkpoint predicts from images."""
+  from clustercnn_jax import data
+
+  preds = {}
+  for name, cached, taps in (("full", False, "stage0,stage1"), ("cached", True, "stage0,stage1"),
+                             ("untapped", True, "")):
+    config = partial(tiny_config.copy_and_resolve_references(), cached, tmp_path, "float32")
+    config.model.feature_taps = taps
+    train.train_and_evaluate(config, str(tmp_path / name))
+    preds[name] = np.load(tmp_path / name / "predictions.npz")["predictions"]
+    if name == "cached":
+      files = sorted(p.name for p in (tmp_path / "features").iterdir())
+  np.testing.assert_allclose(preds["full"], preds["cached"], atol=1e-3)
+  assert sorted(p.name for p in (tmp_path / "features").iterdir()) == files
+  assert np.abs(preds["untapped"] - preds["cached"]).max() > 1e-3  # the taps change the head
+
+  config, model, variables = api.load(str(tmp_path / "cached"))
+  _, test_ds = data.load(config)
+  ages = predict.predict_ages(config, model, variables, test_ds.images)
+  np.testing.assert_allclose(ages, preds["cached"], atol=1e-3)
+
+
 def test_cached_views_are_the_mirrored_and_zoomed_crops(tiny_config, tmp_path):
   """With flip and scale jitter the cache holds four views of each face; view 1 is the
   frozen blocks' output for the mirror image (the flip the image path would draw)."""

@@ -200,3 +200,24 @@ def test_feature_taps_append_the_spatial_statistics_of_the_tapped_blocks(name, s
                       freeze_backbone=True)
   np.testing.assert_allclose(untapped.apply(variables, x, method=AgeModel.frozen_part),
                              expected[0], rtol=1e-5, atol=1e-5)
+
+
+def test_feature_taps_above_a_cut_pool_the_trained_blocks_outputs():
+  """With ``train_from`` the tapped features come from the cached input of the cut (for
+  the block just before it) and from the trained blocks: the same numbers as tapping the
+  whole backbone on images."""
+  from clustercnn_jax.models.model import AgeModel
+
+  backbone = models.get_backbone("small_cnn", widths=(8, 16))
+  kwargs = dict(backbone=backbone, num_ages=10, use_cluster=False, cluster_features=4,
+                feature_taps=("stage1", "stage0"))
+  whole = AgeModel(freeze_backbone=True, **kwargs)
+  cut = AgeModel(train_from="stage1", **kwargs)
+  x = jax.random.normal(jax.random.PRNGKey(1), (2, 16, 16, 3))
+  variables = jax.jit(lambda x: cut.init(jax.random.PRNGKey(0), x, train=False))(x)
+  expected = whole.apply(variables, x, method=AgeModel.frozen_part)
+  lower = cut.apply(variables, x, method=AgeModel.frozen_part)
+  assert lower.ndim == 4  # the cut caches activations, not features
+  got = cut.apply(variables, lower, train=False, cached=True, method=AgeModel.embed)
+  np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+  assert got.shape[-1] == 16 + 8 + 16

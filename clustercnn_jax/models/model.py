@@ -46,23 +46,27 @@ class AgeModel(nn.Module):
       return jax.lax.stop_gradient(self.tapped_backbone(images, train=False))
     return jax.lax.stop_gradient(self.backbone(images, train=False, stop=self.train_from))
 
-  def tapped_backbone(self, images: jnp.ndarray, train: bool) -> jnp.ndarray:
-    """The backbone's features, followed by the spatial mean (and with 'mean_std' the
-    standard deviation) of each ``feature_taps`` block's output (our extension):
-    ImageNet's last layer is tuned to object classes, while the texture that ages a face
-    (wrinkles, skin) is plainer in the middle blocks."""
+  def tapped_backbone(self, x: jnp.ndarray, train: bool,
+                      start: Optional[str] = None) -> jnp.ndarray:
+    """The backbone's features (from block ``start`` on, ``x`` being its input), followed
+    by the spatial mean (and with 'mean_std' the standard deviation) of each
+    ``feature_taps`` block's output (our extension): ImageNet's last layer is tuned to
+    object classes, while the texture that ages a face (wrinkles, skin) is plainer in the
+    middle blocks. A tap on the block just before ``start`` pools ``x`` itself."""
     if not self.feature_taps:
-      return self.backbone(images, train=train)
+      return self.backbone(x, train=train, start=start)
     names = blocks.names(self.backbone.blocks(train=False))
-    x, start, pooled = images, None, []
+    pooled = []
     for tap in sorted(self.feature_taps, key=names.index):
       after = names[names.index(tap) + 1]
-      x = self.backbone(x, train=train, start=start, stop=after)
+      if after != start:
+        x = self.backbone(x, train=train, start=start, stop=after)
       pooled.append(jnp.mean(x, axis=(1, 2)))
       if self.feature_tap_stats == "mean_std":  # texture energy, not only average response
         pooled.append(jnp.std(x, axis=(1, 2)))
       start = after
-    return jnp.concatenate([self.backbone(x, train=train, start=start)] + pooled, axis=-1)
+    out = self.backbone(x, train=train, start=start)
+    return jnp.concatenate([out] + [p.astype(out.dtype) for p in pooled], axis=-1)
 
   def embed(self, inputs: jnp.ndarray, train: bool, cached: bool = False) -> jnp.ndarray:
     """Backbone features x: what the centroids live among (used by k-means++).
@@ -74,7 +78,7 @@ class AgeModel(nn.Module):
       x = inputs if cached else self.frozen_part(inputs)
     elif self.train_from:
       lower = inputs if cached else self.frozen_part(inputs)
-      x = self.backbone(lower.astype(self.backbone.dtype), train=train, start=self.train_from)
+      x = self.tapped_backbone(lower.astype(self.backbone.dtype), train, start=self.train_from)
     else:
       x = self.tapped_backbone(inputs, train)
     return normalize_features(x.astype(jnp.float32), self.feature_norm)
