@@ -10,6 +10,8 @@
   configs/utkface.py:partial  as :frozen, but EfficientNet-Lite0's last eight blocks and
                               head convolution train too, on cached activations of four
                               views of each face (the crop, its mirror, two zooms)
+  configs/utkface.py:partial,taps  as :partial, with the spatial means of the stage
+                              outputs from the cut's input on (ours)
 
   python -m clustercnn_jax.main --config=configs/utkface.py --workdir=/tmp/utk \\
       --config.data.manual_dir=/path/to/dir/with/UTKFace
