@@ -65,8 +65,7 @@ class AgeModel(nn.Module):
       if self.feature_tap_stats == "mean_std":  # texture energy, not only average response
         pooled.append(jnp.std(x, axis=(1, 2)))
       start = after
-    out = self.backbone(x, train=train, start=start)
-    return jnp.concatenate([out] + [p.astype(out.dtype) for p in pooled], axis=-1)
+    return jnp.concatenate([self.backbone(x, train=train, start=start)] + pooled, axis=-1)
 
   def embed(self, inputs: jnp.ndarray, train: bool, cached: bool = False) -> jnp.ndarray:
     """Backbone features x: what the centroids live among (used by k-means++).
