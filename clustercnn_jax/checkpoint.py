@@ -18,8 +18,6 @@ package; and ``data``, the input pipeline's (grain) iterator position, so that
 a resumed run sees the batches an uninterrupted one would.
 """
 
-import json
-import os
 from typing import Any, Dict, Optional
 
 import flax
@@ -30,7 +28,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
-from clustercnn_jax import config_upgrades
+from clustercnn_jax import config_upgrades, files
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -38,15 +36,16 @@ MODEL_COLLECTIONS = ("params", "batch_stats", "clusters")  # what inference and 
 
 
 def manager(workdir: str, config: ml_collections.ConfigDict) -> ocp.CheckpointManager:
-  options = ocp.CheckpointManagerOptions(max_to_keep=config.keep_checkpoints, create=True)
-  return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, CHECKPOINT_DIR)),
-                               options=options)
+  # Not created here: the first save makes it, so a run that fails before then leaves
+  # nothing behind.
+  options = ocp.CheckpointManagerOptions(max_to_keep=config.keep_checkpoints, create=False)
+  return ocp.CheckpointManager(files.path(workdir) / CHECKPOINT_DIR, options=options)
 
 
 def has_checkpoint(workdir: str) -> bool:
   """Whether ``workdir`` holds a finished checkpoint (a run there resumes)."""
-  d = os.path.join(workdir, CHECKPOINT_DIR)
-  return os.path.isdir(d) and any(n.isdigit() for n in os.listdir(d))
+  d = files.path(workdir) / CHECKPOINT_DIR
+  return d.is_dir() and any(p.name.isdigit() for p in d.iterdir())
 
 
 def save(mngr: ocp.CheckpointManager, state: Any, data_state: Any = None, *,
@@ -133,14 +132,21 @@ def _check_shapes(item_dir: epath.Path, abstract: Any, workdir: str) -> None:
 
 
 def save_config(workdir: str, config: ml_collections.ConfigDict) -> None:
-  os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, CONFIG_FILE), "w") as f:
-    f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+  """Written whole (a temporary file renamed onto config.json): never half a config."""
+  files.makedirs(workdir)
+  files.write_text(files.join(workdir, CONFIG_FILE),
+                   config.to_json_best_effort(indent=2, sort_keys=True))
 
 
-def load_config(workdir: str) -> ml_collections.ConfigDict:
-  path = os.path.join(workdir, CONFIG_FILE)
-  if not os.path.exists(path):
+def has_config(workdir: str) -> bool:
+  return files.exists(files.join(workdir, CONFIG_FILE))
+
+
+def load_config(workdir: str, upgrade: bool = True) -> ml_collections.ConfigDict:
+  """The workdir's config.json, with the fields added since filled by their former
+  behaviour (``config_upgrades``) unless ``upgrade`` is false."""
+  path = files.join(workdir, CONFIG_FILE)
+  if not files.exists(path):
     raise FileNotFoundError(f"{path} not found: is {workdir!r} a clustercnn_jax workdir?")
-  with open(path) as f:
-    return config_upgrades.upgrade(ml_collections.ConfigDict(json.load(f)))
+  config = ml_collections.ConfigDict(files.read_json(path))
+  return config_upgrades.upgrade(config) if upgrade else config

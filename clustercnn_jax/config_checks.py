@@ -1,5 +1,8 @@
 """Checks a config before any work starts: a misspelt choice fails in a second, not an hour in."""
 
+import os
+from typing import List, Tuple
+
 import ml_collections
 
 from clustercnn_jax import (checkpoint, cluster, data, feature_cache, models, optimizers,
@@ -76,3 +79,70 @@ def validate(config: ml_collections.ConfigDict, *, need_weights: bool = True) ->
   if config.init_from and not checkpoint.has_checkpoint(config.init_from):
     raise FileNotFoundError(f"config.init_from={config.init_from!r} holds no checkpoint: pass "
                             "the workdir of a finished training run.")
+
+
+# What a resumed run may change: how long it trains and how often it logs and saves. Every
+# other field describes the model or the data it was trained on, and changing it under a
+# checkpoint either crashes the restore or silently trains another model.
+RESUME_FIELDS = ("num_train_steps", "num_epochs", "log_every_steps", "eval_every_steps",
+                 "checkpoint_every_steps", "keep_checkpoints", "grain_workers")
+# May change while they point at the same files (another spelling, another working directory).
+PATH_FIELDS = ("data.manual_dir", "data.data_dir", "feature_cache_dir", "pretrained",
+               "init_from")
+
+
+def flat_fields(config: ml_collections.ConfigDict, prefix: str = "") -> dict:
+  """{'model.num_clusters': 5, ...}: every leaf field by its dotted name."""
+  out = {}
+  for k, v in config.items():
+    if isinstance(v, ml_collections.ConfigDict):
+      out.update(flat_fields(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = v
+  return out
+
+
+def _same_path(a, b) -> bool:
+  if a == b:
+    return True
+  if not (isinstance(a, str) and isinstance(b, str) and a and b):
+    return False
+  norm = lambda p: p.rstrip("/") if "://" in p else os.path.realpath(os.path.expanduser(p))
+  return norm(a) == norm(b)
+
+
+def _normal(value):
+  """Lists and tuples compare equal (config.json stores tuples as lists)."""
+  return list(value) if isinstance(value, tuple) else value
+
+
+def resume_differences(saved: ml_collections.ConfigDict,
+                       config: ml_collections.ConfigDict) -> List[Tuple[str, object, object]]:
+  """(field, saved value, new value) for each field a resume may not change."""
+  a, b = flat_fields(saved), flat_fields(config)
+  out = []
+  for k in sorted(set(a) | set(b)):
+    if k in RESUME_FIELDS:
+      continue
+    x, y = _normal(a.get(k)), _normal(b.get(k))
+    if x == y or (k in PATH_FIELDS and _same_path(x, y)):
+      continue
+    out.append((k, a.get(k, "(absent)"), b.get(k, "(absent)")))
+  return out
+
+
+def check_resume(workdir: str, saved: ml_collections.ConfigDict,
+                 config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError with the fields that differ when ``config`` may not resume the run
+  that ``saved`` (its config.json) trained in ``workdir``."""
+  diffs = resume_differences(saved, config)
+  if not diffs:
+    return
+  rows = "\n".join(f"  {k}: {x!r} in {workdir}, {y!r} now" for k, x, y in diffs)
+  same = " ".join(f"--config.{k}={x}" for k, x, _ in diffs[:3])
+  raise ValueError(
+      f"{workdir} holds a run trained with another config; resuming it with this one "
+      f"would break it, so nothing was written. {len(diffs)} field(s) differ:\n{rows}\n"
+      f"Train the new config in a new --workdir, or resume this run with its own "
+      f"settings (e.g. {same}). A resume may change only {', '.join(RESUME_FIELDS)} and "
+      "paths to the same files.")

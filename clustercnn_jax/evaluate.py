@@ -11,7 +11,6 @@ WORKDIR/report (WORKDIR/report_<dataset> for another dataset, or --out): see
 ``clustercnn_jax/report.py`` for its files.
 """
 
-import os
 import sys
 from typing import Any, Dict, List, Optional
 
@@ -20,7 +19,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from clustercnn_jax import checkpoint, cli, data, report
+from clustercnn_jax import checkpoint, cli, config_checks, data, files, report
 from clustercnn_jax.data.dataset import ArrayDataset
 from clustercnn_jax.models.model import build_model
 from clustercnn_jax.predictor import Predictor, load
@@ -30,22 +29,11 @@ SPLITS = ("test", "train", "all")
 EVAL_FIELDS = ("eval_flip", "model.eval_assignment")  # how to evaluate, not what was trained
 
 
-def _flat(config: ml_collections.ConfigDict, prefix: str = "") -> Dict[str, Any]:
-  """{'model.num_clusters': 5, ...}: every leaf field by its dotted name."""
-  out = {}
-  for k, v in config.items():
-    if isinstance(v, ml_collections.ConfigDict):
-      out.update(_flat(v, f"{prefix}{k}."))
-    else:
-      out[f"{prefix}{k}"] = v
-  return out
-
-
 def model_fields_changed(saved: ml_collections.ConfigDict,
                          config: ml_collections.ConfigDict) -> List[str]:
   """Fields outside ``data`` and ``EVAL_FIELDS`` that differ from the trained model's
   config."""
-  a, b = _flat(saved), _flat(config)
+  a, b = config_checks.flat_fields(saved), config_checks.flat_fields(config)
   return sorted(k for k in set(a) | set(b)
                 if not k.startswith("data.") and k not in EVAL_FIELDS and a.get(k) != b.get(k))
 
@@ -53,7 +41,7 @@ def model_fields_changed(saved: ml_collections.ConfigDict,
 def with_eval_fields(predictor: Predictor, config: ml_collections.ConfigDict) -> Predictor:
   """``predictor`` evaluating as ``config``'s ``EVAL_FIELDS`` say (same trained variables;
   the model is rebuilt from the updated config)."""
-  saved, wanted = _flat(predictor.config), _flat(config)
+  saved, wanted = config_checks.flat_fields(predictor.config), config_checks.flat_fields(config)
   changed = [k for k in EVAL_FIELDS if saved.get(k) != wanted.get(k)]
   if not changed:
     return predictor
@@ -125,8 +113,7 @@ def define_flags(argv: List[str]) -> None:
   flags.DEFINE_string("out", "", "Report directory (default WORKDIR/report[_<dataset>]).")
   flags.DEFINE_integer("batch_size", 64, "Faces per forward pass (one compiled shape).")
   workdir = _workdir_from(argv)
-  saved = (checkpoint.load_config(workdir)
-           if workdir and os.path.exists(os.path.join(workdir, "config.json"))
+  saved = (checkpoint.load_config(workdir) if workdir and checkpoint.has_config(workdir)
            else ml_collections.ConfigDict())
   config_flags.DEFINE_config_dict("config", saved, "The workdir's config; override "
                                   "--config.data.* to evaluate on other data.")
@@ -141,8 +128,8 @@ def main(argv: List[str]) -> int:
   predictor = load(FLAGS.workdir, FLAGS.step, FLAGS.batch_size)
   config = FLAGS.config
   same_data = config.data.name == predictor.config.data.name
-  out = FLAGS.out or os.path.join(FLAGS.workdir,
-                                  "report" if same_data else f"report_{config.data.name}")
+  out = FLAGS.out or files.join(FLAGS.workdir,
+                                "report" if same_data else f"report_{config.data.name}")
   result = evaluate(predictor, config, out, FLAGS.split)
   print(f"{config.data.name} ({FLAGS.split}): MAE {result['mae']:.2f} years on "
         f"{result['num_examples']} faces (always predicting their mean age: "

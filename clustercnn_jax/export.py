@@ -16,7 +16,6 @@ with the sidecar's values (or the whole photo resized when
 ``normalize_faces`` is false).
 """
 
-import json
 from typing import Any, Dict, Optional, Sequence
 
 import jax
@@ -24,7 +23,7 @@ import jax.numpy as jnp
 import ml_collections
 from absl import app, flags
 
-from clustercnn_jax import api, checkpoint, cli, predictor
+from clustercnn_jax import api, checkpoint, cli, files, predictor
 
 FLAGS = flags.FLAGS
 
@@ -75,10 +74,8 @@ def main(argv: Sequence[str]) -> None:
     step = checkpoint.manager(FLAGS.workdir, config).latest_step()
   exported = export_ages(config, model, variables, FLAGS.platforms)
   blob = exported.serialize()
-  with open(out, "wb") as f:
-    f.write(blob)
-  with open(out + ".json", "w") as f:
-    json.dump(sidecar(config, exported, step), f, indent=2)
+  files.write_bytes(out, bytes(blob))
+  files.write_json(out + ".json", sidecar(config, exported, step))
   print(f"{out}: uint8 (N, {config.image_size}, {config.image_size}, 3) -> ages (N,), "
         f"step {step}, {', '.join(exported.platforms)}")
 

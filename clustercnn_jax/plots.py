@@ -9,7 +9,7 @@ from typing import Optional
 import numpy as np
 from matplotlib.figure import Figure
 
-from clustercnn_jax import losses
+from clustercnn_jax import files, losses
 
 
 def age_figure(pred: np.ndarray, ages: np.ndarray, path: str, title: Optional[str] = None) -> str:
@@ -36,5 +36,4 @@ def age_figure(pred: np.ndarray, ages: np.ndarray, path: str, title: Optional[st
   decades.tick_params(axis="x", labelrotation=45)
   if title:
     fig.suptitle(title)
-  fig.savefig(path, dpi=110)
-  return path
+  return files.save_figure(fig, path, dpi=110)

@@ -12,14 +12,13 @@ cluster groups.
 Figures are drawn on bare matplotlib Figures (no pyplot state), as in plots.py.
 """
 
-import json
 import os
 from typing import Any, Dict, List, Optional
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from clustercnn_jax import losses, plots
+from clustercnn_jax import files, losses, plots
 from clustercnn_jax.protocols import metric_tables
 from clustercnn_jax.results import PREDICTIONS_FILE
 
@@ -48,8 +47,7 @@ def clusters_by_age(assign: np.ndarray, ages: np.ndarray, num_clusters: int, pat
   ax.set(xlabel="true age", ylabel="share of faces", ylim=(0, 1),
          title="cluster assignment (nearest centroid) by age")
   ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-  fig.savefig(path, dpi=110)
-  return path
+  return files.save_figure(fig, path, dpi=110)
 
 
 def cluster_montage(faces: np.ndarray, ages: np.ndarray, assign: np.ndarray,
@@ -80,8 +78,7 @@ def cluster_montage(faces: np.ndarray, ages: np.ndarray, assign: np.ndarray,
     hist.tick_params(labelsize=6)
   fig.suptitle(f"each row: {per_row} faces nearest the centroid | {per_row} random members | "
                "ages of all members (titles: true age)", fontsize=8)
-  fig.savefig(path, dpi=100)
-  return path
+  return files.save_figure(fig, path, dpi=100)
 
 
 def write(out_dir: str, pred: np.ndarray, ages: np.ndarray, title: str,
@@ -90,26 +87,25 @@ def write(out_dir: str, pred: np.ndarray, ages: np.ndarray, title: str,
           extra: Optional[Dict[str, Any]] = None) -> List[str]:
   """Writes the report; returns the files written. Cluster figures need ``assign`` (and
   the montage ``faces`` and ``distance`` to the assigned centroid)."""
-  os.makedirs(out_dir, exist_ok=True)
+  files.makedirs(out_dir)
   pred, ages = np.asarray(pred, np.float64), np.asarray(ages, np.float64)
   m = {**metrics(pred, ages), **(extra or {})}
-  files = [plots.age_figure(pred, ages, os.path.join(out_dir, "ages.png"), title)]
+  figures = [plots.age_figure(pred, ages, files.join(out_dir, "ages.png"), title)]
   if assign is not None:
     m["cluster_counts"] = np.bincount(assign, minlength=num_clusters).tolist()
-    files.append(clusters_by_age(assign, ages, num_clusters,
-                                 os.path.join(out_dir, "clusters_by_age.png")))
+    figures.append(clusters_by_age(assign, ages, num_clusters,
+                                   files.join(out_dir, "clusters_by_age.png")))
     if faces is not None and distance is not None:
-      files.append(cluster_montage(faces, ages, assign, distance, num_clusters,
-                                   os.path.join(out_dir, "cluster_montage.png")))
-  with open(os.path.join(out_dir, "metrics.json"), "w") as f:
-    json.dump(m, f, indent=2)
+      figures.append(cluster_montage(faces, ages, assign, distance, num_clusters,
+                                     files.join(out_dir, "cluster_montage.png")))
+  files.write_json(files.join(out_dir, "metrics.json"), m)
   # As a training run's: protocols.compare pairs two reports on the same faces.
-  np.savez(os.path.join(out_dir, PREDICTIONS_FILE), ages=ages, predictions=pred, person_ids=[])
+  files.save_npz(files.join(out_dir, PREDICTIONS_FILE), ages=ages, predictions=pred,
+                 person_ids=[])
   lines = [f"# {title}", "",
            f"MAE over {m['num_examples']} faces: **{m['mae']:.2f}** years (always predicting "
            f"their mean age: {m['mean_predictor_mae']:.2f})", "", *metric_tables(m), ""]
-  lines += [f"![{os.path.basename(p)}]({os.path.basename(p)})" for p in files]
-  with open(os.path.join(out_dir, "summary.md"), "w") as f:
-    f.write("\n".join(lines) + "\n")
-  return [os.path.join(out_dir, "summary.md"), os.path.join(out_dir, "metrics.json"),
-          os.path.join(out_dir, PREDICTIONS_FILE)] + files
+  lines += [f"![{os.path.basename(p)}]({os.path.basename(p)})" for p in figures]
+  files.write_text(files.join(out_dir, "summary.md"), "\n".join(lines) + "\n")
+  return [files.join(out_dir, "summary.md"), files.join(out_dir, "metrics.json"),
+          files.join(out_dir, PREDICTIONS_FILE)] + figures

@@ -4,12 +4,11 @@
   predictions.npz    ages, predictions and person ids of the test set (what protocols pool)
 """
 
-import json
-import os
 from typing import Any, Dict
 
 import numpy as np
 
+from clustercnn_jax import files
 from clustercnn_jax.data.dataset import ArrayDataset
 
 RESULTS_FILE = "results.json"
@@ -17,12 +16,25 @@ PREDICTIONS_FILE = "predictions.npz"
 
 
 def save_json(workdir: str, name: str, obj: Any) -> None:
-  with open(os.path.join(workdir, name), "w") as f:
-    json.dump(obj, f, indent=2, sort_keys=True)
+  files.write_json(files.join(workdir, name), obj)
 
 
 def write(workdir: str, results: Dict[str, Any], test_ds: ArrayDataset,
           predictions: np.ndarray) -> None:
-  np.savez(os.path.join(workdir, PREDICTIONS_FILE), ages=test_ds.ages, predictions=predictions,
-           person_ids=test_ds.person_ids if test_ds.person_ids is not None else [])
+  files.save_npz(files.join(workdir, PREDICTIONS_FILE), ages=test_ds.ages,
+                 predictions=predictions,
+                 person_ids=test_ds.person_ids if test_ds.person_ids is not None else [])
   save_json(workdir, RESULTS_FILE, results)
+
+
+def has_predictions(run_dir: str) -> bool:
+  """Whether ``run_dir`` holds a finished run's predictions (protocols skip it)."""
+  return files.exists(files.join(run_dir, PREDICTIONS_FILE))
+
+
+def load_predictions(run_dir_or_file: str) -> Dict[str, np.ndarray]:
+  """ages, predictions and person_ids of a finished run (its directory or its .npz)."""
+  p = run_dir_or_file
+  if not p.endswith(".npz"):
+    p = files.join(p, PREDICTIONS_FILE)
+  return files.load_npz(p)

@@ -22,8 +22,8 @@ import numpy as np
 import optax
 from flax import jax_utils
 
-from clustercnn_jax import (api, checkpoint, config_checks, data, feature_cache, kmeans, losses,
-                            results, train_state)
+from clustercnn_jax import (api, checkpoint, config_checks, data, feature_cache, files, kmeans,
+                            losses, results, train_state)
 from clustercnn_jax.data import pipeline
 from clustercnn_jax.data.dataset import ArrayDataset
 from clustercnn_jax.data.preprocess import preprocess_for
@@ -291,23 +291,58 @@ def _recalibrate(state: TrainState, p_model: AgeModel, config: ml_collections.Co
   return state
 
 
+def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> bool:
+  """Whether the run resumes; refuses, before anything is written, a config that differs
+  from the one a checkpointed run in ``workdir`` was trained with (a diff of the fields).
+
+  A workdir without a checkpoint (new, or a run that died before its first save)
+  starts afresh with any config.
+  """
+  root = files.path(workdir)
+  if root.exists() and not root.is_dir():
+    raise NotADirectoryError(f"--workdir={workdir} is a file, not a directory: pass a new or "
+                             "existing run directory.")
+  if not checkpoint.has_checkpoint(workdir):
+    return False
+  if checkpoint.has_config(workdir):
+    config_checks.check_resume(workdir, checkpoint.load_config(workdir), config)
+  return True
+
+
+def fold_note(config: ml_collections.ConfigDict, train_ds: ArrayDataset,
+              test_ds: ArrayDataset) -> Optional[str]:
+  """For one held-out person of a leave-one-person-out config: which fold of how many,
+  and the command that runs them all (one fold's MAE is not the protocol's)."""
+  if config.data.split.kind != "person" or train_ds.person_ids is None:
+    return None
+  people = len(np.unique(np.concatenate([train_ds.person_ids, test_ds.person_ids])))
+  note = f"fold {config.data.split.test_person} of {people}"
+  if config.data.name == "fgnet":
+    note += "; the protocol is `python -m clustercnn_jax.protocols.fgnet_lopo`"
+  return note
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
-                       stop_after_steps: Optional[int] = None) -> Dict[str, Any]:
+                       stop_after_steps: Optional[int] = None,
+                       protocol: bool = False) -> Dict[str, Any]:
   """Trains (resuming from ``workdir`` if it holds a checkpoint) and evaluates.
 
   ``stop_after_steps`` ends this process early, after saving a checkpoint, as
-  a preemption would; the same call again resumes. Returns the final metrics
-  (or ``{'stopped_at': step}`` when stopped early).
+  a preemption would; the same call again resumes. ``protocol``: this run is one
+  of a protocol's (its folds are not announced as single runs). Returns the final
+  metrics (or ``{'stopped_at': step}`` when stopped early).
   """
-  config_checks.validate(config, need_weights=not checkpoint.has_checkpoint(workdir))
+  resuming = prepare_workdir(config, workdir)
+  config_checks.validate(config, need_weights=not resuming)
   num_devices = jax.local_device_count()
   _check_batch(config, jax.device_count())
   is_chief = jax.process_index() == 0
-  if is_chief:
-    checkpoint.save_config(workdir, config)
 
   # Data.
   train_ds, test_ds = data.load(config)
+  note = fold_note(config, train_ds, test_ds)
+  if note and not protocol:
+    logging.warning("This run is %s: its test MAE is one person's.", note)
   total_steps = total_train_steps(config, len(train_ds))
   # Model: one without axis_name (evaluation, k-means) and one for the pmapped step.
   model = build_model(config)
@@ -316,6 +351,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   init_rng, step_rng = jax.random.split(jax.random.PRNGKey(config.seed))
   state, data_state, mngr, train_ds, test_ds = _restore_or_init(
       config, workdir, model, total_steps, init_rng, train_ds, test_ds)
+  if is_chief:  # the run is new or compatible: its config is the workdir's from now on
+    checkpoint.save_config(workdir, config)
   start_step = int(state.step)
   logging.info("Training %d steps (%d done) on %d device(s), global batch %d, %d train / %d "
                "test examples.", total_steps, start_step, num_devices, config.batch_size,
@@ -386,6 +423,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     final = {"test_mae": ev["mae"], "mean_baseline_mae": baseline, "cs": ev["cs"],
              "num_test": ev["num_examples"], "steps": total_steps,
              "cluster_counts": ev.get("cluster_counts")}
+    if note:
+      final["fold"] = note
     writer.write_scalars(total_steps, {"test/mae": ev["mae"], "test/mean_baseline_mae": baseline})
     if is_chief:
       results.write(workdir, final, test_ds, ev["predictions"])

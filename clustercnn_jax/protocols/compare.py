@@ -21,15 +21,13 @@ keeps the pairing): the interval covers the seed-to-seed spread too, as far as a
 runs can show it (with three runs per setting it is still on the narrow side).
 """
 
-import glob
-import json
-import os
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from absl import app, flags
 
-from clustercnn_jax.results import PREDICTIONS_FILE
+from clustercnn_jax import files
+from clustercnn_jax.results import PREDICTIONS_FILE, load_predictions
 
 FLAGS = flags.FLAGS
 PLURAL = {"person": "people", "image": "images"}
@@ -90,11 +88,11 @@ def seeded_difference(runs_a: Sequence[Sequence[np.ndarray]],
 def finished_runs(directory: str) -> Dict[str, str]:
   """Sub-run name -> predictions file: the run itself (a workdir, or an ``evaluate`` report
   directory), else its fold_NN / split_N sub-directories."""
-  own = os.path.join(directory, PREDICTIONS_FILE)
-  if os.path.exists(own):  # a workdir's report/ sub-directories are not sub-runs
-    return {".": own}
-  return {os.path.basename(os.path.dirname(p)): p
-          for p in glob.glob(os.path.join(directory, "*", PREDICTIONS_FILE))}
+  own = files.path(directory) / PREDICTIONS_FILE
+  if own.exists():  # a workdir's report/ sub-directories are not sub-runs
+    return {".": str(own)}
+  return {p.parent.name: str(p)
+          for p in sorted(files.path(directory).glob(f"*/{PREDICTIONS_FILE}"))}
 
 
 def load_errors(settings: Sequence[Sequence[str]], unit: str = "auto"
@@ -120,13 +118,13 @@ def load_errors(settings: Sequence[Sequence[str]], unit: str = "auto"
     ages = None
     for s, found in enumerate(runs):
       for r, f in enumerate(found):
-        with np.load(f[name]) as z:
-          if ages is None:
-            ages, first = z["ages"], f[name]
-          elif not np.array_equal(z["ages"], ages):
-            raise ValueError(f"{name}: the runs were tested on different examples "
-                             f"({first} vs {f[name]}).")
-          e = np.abs(z["predictions"] - z["ages"])
+        z = load_predictions(f[name])
+        if ages is None:
+          ages, first = z["ages"], f[name]
+        elif not np.array_equal(z["ages"], ages):
+          raise ValueError(f"{name}: the runs were tested on different examples "
+                           f"({first} vs {f[name]}).")
+        e = np.abs(z["predictions"] - z["ages"])
         errors[s][r] += [e] if unit == "person" else list(e[:, None])
   return errors, unit, common
 
@@ -187,8 +185,7 @@ def main(argv: List[str]) -> Optional[int]:
                    FLAGS.seed)
   print(markdown(result, names))
   if FLAGS.output:
-    with open(FLAGS.output, "w") as f:
-      json.dump({**result, "names": names}, f, indent=2)
+    files.write_json(FLAGS.output, {**result, "names": names})
   return 0
 
 

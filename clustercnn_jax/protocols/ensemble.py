@@ -11,17 +11,17 @@ same layout (DIR/fold_NN/predictions.npz, ...) and the protocol's tables and fig
 Averaging expected ages of models trained apart is our extension, not the paper's.
 """
 
-import os
 import re
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 from absl import app, flags
 
-from clustercnn_jax import losses, plots
+from clustercnn_jax import files, losses, plots
 from clustercnn_jax.protocols import fgnet_lopo, random_splits
 from clustercnn_jax.protocols.compare import finished_runs
-from clustercnn_jax.results import PREDICTIONS_FILE, RESULTS_FILE, save_json
+from clustercnn_jax.results import (PREDICTIONS_FILE, RESULTS_FILE, load_predictions,
+                                    save_json)
 
 FLAGS = flags.FLAGS
 
@@ -29,11 +29,6 @@ FLAGS = flags.FLAGS
 def define_flags() -> None:
   flags.DEFINE_string("output", None, "Directory the ensemble's predictions and tables go to.")
   flags.mark_flag_as_required("output")
-
-
-def _load(path: str) -> Dict[str, np.ndarray]:
-  with np.load(path) as z:
-    return {k: z[k] for k in ("ages", "predictions", "person_ids")}
 
 
 def ensemble(members: Sequence[str], output: str) -> Dict:
@@ -50,23 +45,21 @@ def ensemble(members: Sequence[str], output: str) -> Dict:
   common = sorted(set.intersection(*(set(r) for r in runs)))
   if not common:
     raise ValueError(f"{list(members)} have no finished run in common.")
-  stale = sorted(set(finished_runs(output)) - set(common)) if os.path.isdir(output) else []
+  stale = sorted(set(finished_runs(output)) - set(common)) if files.path(output).is_dir() else []
   if stale:
     raise ValueError(f"{output} already holds runs these members do not share ({stale[:5]}); "
                      "pass an empty or new --output.")
   ages, member_preds, mean_preds = [], [[] for _ in members], []
   for name in common:
-    loaded = [_load(r[name]) for r in runs]
+    loaded = [load_predictions(r[name]) for r in runs]
     for d, z in zip(members[1:], loaded[1:]):
       if not (np.array_equal(z["ages"], loaded[0]["ages"])
               and np.array_equal(z["person_ids"], loaded[0]["person_ids"])):
         raise ValueError(f"{name}: {d} was tested on other examples than {members[0]}.")
     preds = np.stack([z["predictions"] for z in loaded])
     mean_preds.append(preds.mean(0))
-    target = os.path.join(output, name)
-    os.makedirs(target, exist_ok=True)
-    np.savez(os.path.join(target, PREDICTIONS_FILE), ages=loaded[0]["ages"],
-             predictions=mean_preds[-1], person_ids=loaded[0]["person_ids"])
+    files.save_npz(files.join(output, name, PREDICTIONS_FILE), ages=loaded[0]["ages"],
+                   predictions=mean_preds[-1], person_ids=loaded[0]["person_ids"])
     ages.append(loaded[0]["ages"])
     for m, p in zip(member_preds, preds):
       m.append(p)
@@ -89,7 +82,7 @@ def _write_protocol_tables(output: str, common: List[str], preds: np.ndarray,
   elif common == ["."]:
     save_json(output, RESULTS_FILE, {"test_mae": losses.mae(preds, ages),
                                      **losses.age_metrics(preds, ages)})
-    plots.age_figure(preds, ages, os.path.join(output, "results.png"), "ensemble")
+    plots.age_figure(preds, ages, files.join(output, "results.png"), "ensemble")
 
 
 def markdown(result: Dict) -> str:

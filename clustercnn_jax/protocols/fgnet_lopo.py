@@ -11,17 +11,16 @@ aggregate is recomputed from all finished folds and written to
 WORKDIR/lopo_results.json, .md (tables) and .png (figures).
 """
 
-import json
-import os
 import time
 from typing import Dict, List
 
 import jax
+import ml_collections
 import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from clustercnn_jax import cli, losses, plots, train
+from clustercnn_jax import cli, files, losses, plots, results, train
 from clustercnn_jax.progress import format_seconds, resident_mb
 from clustercnn_jax.protocols import metric_tables, parse_ranges
 
@@ -49,29 +48,26 @@ def parse_folds(spec: str) -> List[int]:
 
 
 def fold_dir(workdir: str, fold: int) -> str:
-  return os.path.join(workdir, f"fold_{fold:02d}")
+  return files.join(workdir, f"fold_{fold:02d}")
 
 
 def aggregate(workdir: str) -> Dict:
   """Metrics over every prediction of the finished folds."""
   ages, preds, finished = [], [], []
   for fold in range(1, NUM_PEOPLE + 1):
-    path = os.path.join(fold_dir(workdir, fold), "predictions.npz")
-    if os.path.exists(path):
-      with np.load(path) as z:
-        ages.append(z["ages"])
-        preds.append(z["predictions"])
+    if results.has_predictions(fold_dir(workdir, fold)):
+      z = results.load_predictions(fold_dir(workdir, fold))
+      ages.append(z["ages"])
+      preds.append(z["predictions"])
       finished.append(fold)
   if not finished:
     return {"finished_folds": []}
   ages, preds = np.concatenate(ages), np.concatenate(preds)
   result = {"finished_folds": finished, "num_folds": len(finished),
             "complete": len(finished) == NUM_PEOPLE, **losses.age_metrics(preds, ages)}
-  with open(os.path.join(workdir, "lopo_results.json"), "w") as f:
-    json.dump(result, f, indent=2)
-  with open(os.path.join(workdir, "lopo_results.md"), "w") as f:
-    f.write(markdown(result))
-  plots.age_figure(preds, ages, os.path.join(workdir, "lopo_results.png"),
+  files.write_json(files.join(workdir, "lopo_results.json"), result)
+  files.write_text(files.join(workdir, "lopo_results.md"), markdown(result))
+  plots.age_figure(preds, ages, files.join(workdir, "lopo_results.png"),
                    f"FG-NET leave one person out: {len(finished)} of {NUM_PEOPLE} folds")
   return result
 
@@ -84,37 +80,45 @@ def markdown(r: Dict) -> str:
   return "\n".join(lines) + "\n"
 
 
+def run(config: ml_collections.ConfigDict, workdir: str, folds: List[int]) -> Dict:
+  """Trains and evaluates each unfinished fold of ``folds`` in its ``fold_dir``; returns the
+  aggregate (``{'stopped_at': ...}`` on SIGTERM: the fold resumes on the next run)."""
+  if config.data.split.kind != "person":
+    raise ValueError("fgnet_lopo holds out one person per fold: the config needs "
+                     "data.split.kind='person' (configs/fgnet.py sets it).")
+  files.makedirs(workdir)
+  todo = [f for f in folds if not results.has_predictions(fold_dir(workdir, f))]
+  logging.info("FG-NET LOPO: %d folds requested, %d already finished.", len(folds),
+               len(folds) - len(todo))
+  t0 = time.time()
+  for i, fold in enumerate(todo):
+    fold_config = config.copy_and_resolve_references()
+    fold_config.data.split.test_person = fold
+    result = train.train_and_evaluate(fold_config, fold_dir(workdir, fold), protocol=True)
+    if "stopped_at" in result:
+      return result
+    # Each fold compiles its own steps; drop them so that 82 folds do not pile up.
+    jax.clear_caches()
+    done = i + 1
+    eta = (time.time() - t0) / done * (len(todo) - done)
+    agg = aggregate(workdir)
+    logging.info("fold %d (person %d): MAE %.2f on %d images | %d folds done, running MAE "
+                 "%.2f | ETA %s | RSS %.0f MiB", done, fold, result["test_mae"],
+                 result["num_test"], agg["num_folds"], agg["mae"], format_seconds(eta),
+                 resident_mb())
+  return aggregate(workdir)
+
+
 def main(argv):
   del argv
   cli.setup()
   workdir = FLAGS.workdir
-  os.makedirs(workdir, exist_ok=True)
-  if not FLAGS.aggregate_only:
-    if FLAGS.config.data.split.kind != "person":
-      raise app.UsageError("fgnet_lopo holds out one person per fold: the config needs "
-                           "data.split.kind='person' (configs/fgnet.py sets it).")
-    folds = parse_folds(FLAGS.folds)
-    todo = [f for f in folds if not os.path.exists(
-        os.path.join(fold_dir(workdir, f), "predictions.npz"))]
-    logging.info("FG-NET LOPO: %d folds requested, %d already finished.", len(folds),
-                 len(folds) - len(todo))
-    t0 = time.time()
-    for i, fold in enumerate(todo):
-      config = FLAGS.config.copy_and_resolve_references()
-      config.data.split.test_person = fold
-      result = train.train_and_evaluate(config, fold_dir(workdir, fold))
-      if "stopped_at" in result:  # SIGTERM: the fold resumes on the next run
-        return
-      # Each fold compiles its own steps; drop them so that 82 folds do not pile up.
-      jax.clear_caches()
-      done = i + 1
-      eta = (time.time() - t0) / done * (len(todo) - done)
-      agg = aggregate(workdir)
-      logging.info("fold %d (person %d): MAE %.2f on %d images | %d folds done, running MAE "
-                   "%.2f | ETA %s | RSS %.0f MiB", done, fold, result["test_mae"],
-                   result["num_test"], agg["num_folds"], agg["mae"], format_seconds(eta),
-                   resident_mb())
-  agg = aggregate(workdir)
+  if FLAGS.aggregate_only:
+    agg = aggregate(workdir)
+  else:
+    agg = run(FLAGS.config, workdir, parse_folds(FLAGS.folds))
+    if "stopped_at" in agg:
+      return
   if agg["finished_folds"]:
     print(markdown(agg))
   else:

@@ -9,8 +9,6 @@ WORKDIR/split_N and is skipped once finished; the summary (JSON and Markdown)
 is rewritten after each.
 """
 
-import json
-import os
 from typing import Dict, List
 
 import jax
@@ -18,7 +16,7 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from clustercnn_jax import cli, losses, plots, train
+from clustercnn_jax import cli, files, losses, plots, results, train
 from clustercnn_jax.progress import resident_mb
 from clustercnn_jax.protocols import metric_tables, parse_ranges
 
@@ -38,12 +36,12 @@ def define_flags() -> None:
 def summarise(workdir: str, seeds: List[int]) -> Dict:
   per_split, preds, ages = {}, [], []
   for s in seeds:
-    path = os.path.join(workdir, f"split_{s}", "predictions.npz")
-    if os.path.exists(path):
-      with np.load(path) as z:
-        per_split[s] = losses.age_metrics(z["predictions"], z["ages"])
-        preds.append(z["predictions"])
-        ages.append(z["ages"])
+    run = files.join(workdir, f"split_{s}")
+    if results.has_predictions(run):
+      z = results.load_predictions(run)
+      per_split[s] = losses.age_metrics(z["predictions"], z["ages"])
+      preds.append(z["predictions"])
+      ages.append(z["ages"])
   if not per_split:
     return {"finished_splits": []}
   maes = np.array([m["mae"] for m in per_split.values()])
@@ -51,8 +49,7 @@ def summarise(workdir: str, seeds: List[int]) -> Dict:
   result = {"finished_splits": sorted(per_split), "mae_mean": float(maes.mean()),
             "mae_std": float(maes.std(ddof=1)) if len(maes) > 1 else 0.0,
             "pooled": pooled, "per_split": per_split}
-  with open(os.path.join(workdir, "splits_results.json"), "w") as f:
-    json.dump(result, f, indent=2)
+  files.write_json(files.join(workdir, "splits_results.json"), result)
   title = f"{len(per_split)} random split{'s' if len(per_split) > 1 else ''}"
   lines = [f"# {title}", "",
            f"MAE **{result['mae_mean']:.2f} ± {result['mae_std']:.2f}** (mean ± std over splits)",
@@ -61,10 +58,9 @@ def summarise(workdir: str, seeds: List[int]) -> Dict:
             for s, m in per_split.items()]
   lines += ["", f"All {pooled['num_examples']} test predictions together:", "",
             *metric_tables(pooled)]
-  with open(os.path.join(workdir, "splits_results.md"), "w") as f:
-    f.write("\n".join(lines) + "\n")
+  files.write_text(files.join(workdir, "splits_results.md"), "\n".join(lines) + "\n")
   plots.age_figure(np.concatenate(preds), np.concatenate(ages),
-                   os.path.join(workdir, "splits_results.png"),
+                   files.join(workdir, "splits_results.png"),
                    f"{title}, all test predictions")
   return result
 
@@ -78,8 +74,8 @@ def main(argv):
                          f"split is {config0.data.split.kind!r} (use --config.data.split.kind=random).")
   seeds = parse_ranges(FLAGS.seeds)
   for s in seeds:
-    split_dir = os.path.join(FLAGS.workdir, f"split_{s}")
-    if os.path.exists(os.path.join(split_dir, "predictions.npz")):
+    split_dir = files.join(FLAGS.workdir, f"split_{s}")
+    if results.has_predictions(split_dir):
       logging.info("split %d already finished.", s)
       continue
     config = config0.copy_and_resolve_references()
@@ -94,8 +90,7 @@ def main(argv):
                  summary["mae_std"], resident_mb())
   summary = summarise(FLAGS.workdir, seeds)
   if summary["finished_splits"]:
-    with open(os.path.join(FLAGS.workdir, "splits_results.md")) as f:
-      print(f.read())
+    print(files.read_text(files.join(FLAGS.workdir, "splits_results.md")))
 
 
 if __name__ == "__main__":

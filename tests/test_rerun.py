@@ -1,0 +1,113 @@
+"""Reruns on a workdir: a changed config is refused before anything is written; the step
+budget, intervals and paths to the same data may change; a run that died before its first
+checkpoint starts afresh."""
+
+import hashlib
+import os
+
+import numpy as np
+import pytest
+
+
+def tree_digest(root):
+  """Every file under ``root`` by relative path, with its SHA-1."""
+  out = {}
+  for d, _, names in os.walk(root):
+    for n in names:
+      p = os.path.join(d, n)
+      with open(p, "rb") as f:
+        out[os.path.relpath(p, root)] = hashlib.sha1(f.read()).hexdigest()
+  return out
+
+
+@pytest.fixture
+def own_trained_workdir(tmp_path, tiny_config):
+  """A tiny trained run of this test's own (the refusal tests must be free to fail)."""
+  from clustercnn_jax import train
+
+  workdir = str(tmp_path / "run")
+  train.train_and_evaluate(tiny_config, workdir)
+  return workdir
+
+
+def test_a_changed_model_is_refused_and_the_workdir_is_unchanged(own_trained_workdir,
+                                                                tiny_config):
+  from clustercnn_jax import load, train
+
+  faces = np.random.default_rng(0).integers(0, 255, (4, 32, 32, 3), np.uint8)
+  before_ages = load(own_trained_workdir).predict(faces)
+  before = tree_digest(own_trained_workdir)
+  changed = tiny_config.copy_and_resolve_references()
+  changed.model.num_clusters = 3 if tiny_config.model.num_clusters != 3 else 4
+  changed.learning_rate = 0.5
+  with pytest.raises(ValueError, match=r"2 field\(s\) differ") as err:
+    train.train_and_evaluate(changed, own_trained_workdir)
+  assert "model.num_clusters" in str(err.value) and "learning_rate" in str(err.value)
+  assert "new --workdir" in str(err.value)
+  assert tree_digest(own_trained_workdir) == before  # byte for byte
+  np.testing.assert_array_equal(load(own_trained_workdir).predict(faces), before_ages)
+
+
+def test_a_longer_budget_resumes_and_updates_config_json(own_trained_workdir, tiny_config):
+  from clustercnn_jax import checkpoint, train
+
+  longer = tiny_config.copy_and_resolve_references()
+  longer.num_train_steps = tiny_config.num_train_steps + 2
+  longer.log_every_steps = 2
+  result = train.train_and_evaluate(longer, own_trained_workdir)
+  assert result["steps"] == longer.num_train_steps
+  assert checkpoint.load_config(own_trained_workdir).num_train_steps == longer.num_train_steps
+
+
+def test_a_run_that_died_before_its_first_checkpoint_starts_afresh(tmp_path, tiny_config):
+  from clustercnn_jax import checkpoint, train
+
+  workdir = str(tmp_path / "died")
+  other = tiny_config.copy_and_resolve_references()
+  other.model.num_clusters = 4
+  checkpoint.save_config(workdir, other)  # what a crash before the first save leaves
+  os.makedirs(os.path.join(workdir, "checkpoints"))
+  result = train.train_and_evaluate(tiny_config, workdir)
+  assert result["steps"] == tiny_config.num_train_steps
+  assert checkpoint.load_config(workdir).model.num_clusters == tiny_config.model.num_clusters
+
+
+def test_a_failed_start_writes_nothing(tmp_path, tiny_config):
+  from clustercnn_jax import train
+
+  bad = tiny_config.copy_and_resolve_references()
+  bad.data.synthetic.num_train = 0  # fails while the data are made, before any state
+  workdir = tmp_path / "never"
+  with pytest.raises(Exception):
+    train.train_and_evaluate(bad, str(workdir))
+  assert not workdir.exists() or not os.listdir(workdir)
+
+
+def test_a_workdir_that_is_a_file_is_a_clear_error(tmp_path, tiny_config):
+  from clustercnn_jax import train
+
+  path = tmp_path / "notes.txt"
+  path.write_text("x")
+  with pytest.raises(NotADirectoryError, match="is a file, not a directory"):
+    train.train_and_evaluate(tiny_config, str(path))
+  assert path.read_text() == "x"
+
+
+def test_resume_differences_allow_budget_intervals_and_same_paths(tmp_path, tiny_config,
+                                                                 monkeypatch):
+  from clustercnn_jax import config_checks
+
+  data = tmp_path / "data"
+  data.mkdir()
+  monkeypatch.chdir(tmp_path)
+  saved = tiny_config.copy_and_resolve_references()
+  saved.data.manual_dir = str(data)
+  new = saved.copy_and_resolve_references()
+  new.data.manual_dir = "./data/"  # the same folder, spelt from elsewhere
+  new.num_train_steps, new.num_epochs = 100, 9.0
+  new.log_every_steps, new.checkpoint_every_steps, new.grain_workers = 7, 9, 2
+  assert config_checks.resume_differences(saved, new) == []
+  new.data.manual_dir = str(tmp_path)  # another folder
+  new.image_size = 40
+  assert [k for k, _, _ in config_checks.resume_differences(saved, new)] == [
+      "data.manual_dir", "image_size"]
