@@ -120,3 +120,16 @@ def test_two_lopo_folds_and_compare_in_a_bucket(fake_gcs, tmp_path):
   assert paired["runs"] == 2 and paired["unit"] == "person"
   assert paired["difference"] == pytest.approx(0.0, abs=1e-6)
   assert np.isfinite(paired["ci_low"])
+
+
+def test_pretrained_weights_from_a_bucket_are_copied_once(fake_gcs, tmp_path, monkeypatch):
+  from clustercnn_jax import files, pretrained
+
+  monkeypatch.setattr(pretrained, "WEIGHTS_CACHE", str(tmp_path / "weights"))
+  files.write_bytes(f"{BUCKET}/weights/mobilenet_v2-b0353104.pth", b"not really a checkpoint")
+  local = pretrained.resolve("mobilenet_v2", f"{BUCKET}/weights/mobilenet_v2-b0353104.pth")
+  assert local == str(tmp_path / "weights" / "mobilenet_v2-b0353104.pth")
+  with open(local, "rb") as f:
+    assert f.read() == b"not really a checkpoint"
+  with pytest.raises(FileNotFoundError, match="no such file in the bucket"):
+    pretrained.resolve("mobilenet_v2", f"{BUCKET}/weights/missing.pth")

@@ -86,9 +86,29 @@ def _find_package(name: str):
     return None
 
 
+WEIGHTS_CACHE = "~/.cache/clustercnn_jax/weights"
+
+
+def _local_copy(spec: str) -> str:
+  """A remote weights file (gs://...) copied once into ``WEIGHTS_CACHE``: every pod host
+  reads it from the bucket instead of each needing the file on its disk."""
+  from clustercnn_jax import files  # here: the package's import stays light
+
+  source = files.path(spec)
+  if not source.exists():
+    raise FileNotFoundError(f"--config.pretrained={spec}: no such file in the bucket.")
+  target = files.path(WEIGHTS_CACHE) / source.name
+  if not target.exists() or target.stat().length != source.stat().length:
+    files.write_bytes(target, source.read_bytes())
+  return os.fspath(target)
+
+
 def resolve(backbone: str, spec: str = "") -> str:
-  """The checkpoint file for ``spec``: a file path, a package name, or '' for the default."""
+  """The checkpoint file for ``spec``: a file path (local, or gs:// copied to the local
+  cache), a package name, or '' for the default."""
   w = weights_for(backbone)
+  if spec and "://" in spec:
+    return _local_copy(spec)
   if spec and os.path.isfile(os.path.expanduser(spec)):
     return os.path.expanduser(spec)
   package = spec or w.package
