@@ -9,4 +9,4 @@ def load(workdir: str, step: "int | None" = None, batch_size: int = 32):
   ``clusters``. Imported here lazily, so that ``import clustercnn_jax`` stays light."""
   from clustercnn_jax import predictor
 
-  return predictor.load(workdir, step, batch_size=batch_size)
+  return predictor.load(workdir, step, batch_size=batch_size, stacklevel=3)

@@ -7,13 +7,16 @@
   model.embed(crops)                  # backbone features, where the centroids live
   model.clusters(crops)               # nearest cluster and p(c|x) per face
 
-Crops are the model's input (``config.image_size``) or larger: the central
-``image_size`` pixels are used, as training did with its loose crops. Faces
-go through the model in batches of one fixed shape (padded), so each
+Crops are the model's input (``config.image_size``) or a little larger (up to
+``MAX_LOOSENESS`` times): the central ``image_size`` pixels are used, as
+training did with its loose crops. Anything larger is refused rather than
+cut down to a middle that is no face: photos go through ``predict_files``.
+Faces go through the model in batches of one fixed shape (padded), so each
 function compiles once.
 """
 
 import functools
+import warnings
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import jax
@@ -24,6 +27,14 @@ import numpy as np
 from clustercnn_jax import api, losses
 from clustercnn_jax.data import photos
 from clustercnn_jax.data.preprocess import preprocess_for
+
+# The largest crop, over the model's input, taken as a loose face crop: stored crops are
+# faces.MARGIN (1.25) times the input; a larger image is a photo or a crop at another scale.
+MAX_LOOSENESS = 1.5
+
+
+class SyntheticModelWarning(UserWarning):
+  """The model learnt drawn faces only: its ages for real faces mean nothing."""
 
 
 class Clusters(NamedTuple):
@@ -49,16 +60,35 @@ def forward(config: ml_collections.ConfigDict, model: Any, variables: Dict[str, 
 
 
 def central_crops(images: np.ndarray, size: int) -> np.ndarray:
-  """The central ``size`` pixels of uint8 squares (..., S, S, 3), S >= size: what
-  preprocessing keeps of a loose crop, taken on the host so one shape is compiled."""
+  """The central ``size`` pixels of uint8 squares (..., S, S, 3), size <= S <= 1.5 size:
+  what preprocessing keeps of a loose crop, taken on the host so one shape is compiled.
+
+  A larger square is refused: its centre is not the face the model was trained on."""
   images = np.asarray(images)
   s = images.shape[-2] if images.ndim >= 3 else 0
   if (images.ndim < 3 or images.shape[-3] != s or s < size or images.shape[-1] != 3
       or images.dtype != np.uint8):
     raise ValueError(f"Expected uint8 square images (N, S, S, 3) with S >= {size} (the "
                      f"central {size}px are used), got {images.dtype} {images.shape}.")
+  if s > MAX_LOOSENESS * size:
+    raise ValueError(
+        f"Got images of shape {images.shape}: {s}px is more than {MAX_LOOSENESS:g}x the "
+        f"model's {size}px input, so their centre is not a face crop as training saw them "
+        f"(loose crops of at most {int(MAX_LOOSENESS * size)}px). For photos use "
+        f"predict_files (or the predict CLI), which finds and crops the faces; resize face "
+        f"crops to {size}px.")
   start = (s - size) // 2
   return images[..., start:start + size, start:start + size, :]
+
+
+def synthetic_warning(config: ml_collections.ConfigDict, workdir: str = "") -> Optional[str]:
+  """The warning for a model trained on synthetic faces (None for real data)."""
+  if config.get("data", {}).get("name") != "synthetic":
+    return None
+  where = f" in {workdir}" if workdir else ""
+  return (f"The model{where} was trained on synthetic faces (config.data.name='synthetic', "
+          "e.g. configs/demo.py): its ages for real faces mean nothing. Train on a real "
+          "dataset for real predictions, e.g. --config=configs/utkface.py.")
 
 
 class Predictor:
@@ -79,9 +109,11 @@ class Predictor:
 
   def _batched(self, fn: Any, images: np.ndarray) -> Any:
     """``fn(variables, batch)`` over ``images`` in padded batches of ``batch_size``."""
+    images = np.asarray(images)
+    if images.ndim != 4:  # checked first, so that the shape given is the one reported
+      hint = " (one image: images[None])" if images.ndim == 3 else ""
+      raise ValueError(f"Expected a batch (N, S, S, 3), got {images.shape}{hint}.")
     images = central_crops(images, self.config.image_size)
-    if images.ndim != 4:
-      raise ValueError(f"Expected a batch (N, S, S, 3), got {images.shape}.")
     outs = []
     for start in range(0, len(images), self.batch_size):
       chunk = images[start:start + self.batch_size]
@@ -98,7 +130,8 @@ class Predictor:
     return self._batched(self._forward, images)
 
   def predict(self, images: np.ndarray) -> np.ndarray:
-    """Expected ages (N,) for uint8 face crops (N, S, S, 3), S >= image_size."""
+    """Expected ages (N,) for uint8 face crops (N, S, S, 3), image_size <= S <= 1.5
+    image_size (``MAX_LOOSENESS``); photos go through ``predict_files``."""
     return self.outputs(images)["age"]
 
   def embed(self, images: np.ndarray) -> np.ndarray:
@@ -162,6 +195,13 @@ def face_rows(photo: photos.Photo, out: Dict[str, np.ndarray]) -> List[Dict[str,
   return rows
 
 
-def load(workdir: str, step: Optional[int] = None, batch_size: int = 32) -> Predictor:
-  """The model of a workdir (the latest checkpoint, or ``step``) as a ``Predictor``."""
-  return Predictor(*api.load(workdir, step), batch_size=batch_size)
+def load(workdir: str, step: Optional[int] = None, batch_size: int = 32, *,
+         stacklevel: int = 2) -> Predictor:
+  """The model of a workdir (the latest checkpoint, or ``step``) as a ``Predictor``; warns
+  (``SyntheticModelWarning``, attributed ``stacklevel`` frames up: the caller's line) when
+  it learnt synthetic faces only, as the demo does."""
+  config, model, variables = api.load(workdir, step)
+  message = synthetic_warning(config, str(workdir))
+  if message:
+    warnings.warn(message, SyntheticModelWarning, stacklevel=stacklevel)
+  return Predictor(config, model, variables, batch_size=batch_size)

@@ -9,6 +9,7 @@ the model sees all of it, and scale jitter (part of normalisation) is off.
 """
 
 import collections
+import contextlib
 import dataclasses
 import json
 import logging
@@ -16,7 +17,7 @@ import os
 import shutil
 import tarfile
 import zipfile
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -262,9 +263,31 @@ def build(builder_cls, config: "str | CropConfig", data_dir: str, manual_dir: st
           f"{builder.name}/{config_name} is not built in {data_dir!r} and the manual "
           f"directory {manual_dir!r} {state} (--config.data.manual_dir).\n"
           f"{builder.MANUAL_DOWNLOAD_INSTRUCTIONS}")
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    logging.info("Building %s/%s from %s (once) into %s ...", builder.name, config_name,
+                 manual_dir, builder.data_dir)
+    with _without_download_banner(builder):
+      builder.download_and_prepare(
+          download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    logging.info("Built %s/%s into %s: later runs read it from there.", builder.name,
+                 config_name, builder.data_dir)
     report = getattr(builder, "build_report", None)
     if report is not None:
       report.save(os.path.join(builder.data_dir, "build_report.json"))
   return builder
+
+
+@contextlib.contextmanager
+def _without_download_banner(builder: tfds.core.DatasetBuilder) -> Iterator[None]:
+  """Silences TFDS's "Downloading and preparing dataset Unknown size" and "downloaded and
+  prepared" lines (printed, not logged) for this builder: nothing is downloaded, the
+  user's files are read. Its logged messages and warnings are untouched."""
+  quiet = lambda: None
+  names = ("_log_download_bytes", "_log_download_done")
+  for name in names:
+    setattr(builder, name, quiet)
+  try:
+    yield
+  finally:
+    for name in names:
+      if builder.__dict__.get(name) is quiet:
+        delattr(builder, name)
