@@ -6,7 +6,7 @@ Cold start: a fresh ``python -m clustercnn_jax.predict --workdir=DIR PHOTO`` pro
 from launch to its answer (imports, restore, compile, detect, predict). Warm: in one
 process after a warm-up, the median time per single-face photo, split into reading,
 detection and crop (``photos.read_photo``) and the model (``Predictor.outputs`` on its
-one face); and per face crop with no detection (``--no-detect``). Targets (issue 10):
+one face); and per face crop with no detection (``--no-detect``). Targets:
 warm <= 100 ms per photo at 112-128 px, cold start <= 15 s.
 """
 

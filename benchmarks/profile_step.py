@@ -149,7 +149,7 @@ def main():
   print("\n| kind | pass | ms per step | share |\n| --- | --- | --- | --- |")
   for (kind, phase), ms in by_kind.most_common():
     print(f"| {kind} | {phase} | {ms:.1f} | {ms / total:.1%} |")
-  print(f"\n| operation | kind | pass | ms | share | from |\n| --- | --- | --- | --- | --- | --- |")
+  print("\n| operation | kind | pass | ms | share | from |\n| --- | --- | --- | --- | --- | --- |")
   for name, ms in per_op.most_common(args.top):
     kind, phase, op = table[name]
     print(f"| {name} | {kind} | {phase} | {ms:.1f} | {ms / total:.1%} | {op[-70:]} |")

@@ -11,7 +11,7 @@ import ml_collections
 
 # (dotted field, value meaning "as before the field existed")
 ADDED = (
-    ("model.train_from", ""),  # partial fine-tuning (issue 9)
+    ("model.train_from", ""),  # partial fine-tuning
     ("model.assign_temperature", 1.0),  # the paper's p(c|x)
     ("feature_cache_dtype", "float32"),
     ("init_from", ""),

@@ -108,6 +108,7 @@ def define_flags(argv: List[str]) -> None:
   """The config flag holds the workdir's saved config, so ``--config.data.*`` overrides
   it: the workdir is read from the command line before the flags are parsed."""
   cli.define_model_flags()
+  flags.adopt_module_key_flags(cli)  # --workdir, --step in --help
   flags.DEFINE_enum("split", "test", list(SPLITS), "Which examples: the model's test split, "
                     "its training split, or all of the dataset (another dataset: all).")
   flags.DEFINE_string("out", "", "Report directory (default WORKDIR/report[_<dataset>]).")
@@ -115,6 +116,11 @@ def define_flags(argv: List[str]) -> None:
   workdir = _workdir_from(argv)
   saved = (checkpoint.load_config(workdir) if workdir and checkpoint.has_config(workdir)
            else ml_collections.ConfigDict())
+  if saved:
+    cli.check_overrides(saved, argv)  # a misspelt field: one line, not ml_collections' stack
+  elif any(arg.startswith("--config.") for arg in argv):
+    raise app.UsageError("--config.* overrides a training workdir's config: " +
+                         (f"--workdir={workdir} holds none." if workdir else "give --workdir."))
   config_flags.DEFINE_config_dict("config", saved, "The workdir's config; override "
                                   "--config.data.* to evaluate on other data.")
 
@@ -139,5 +145,4 @@ def main(argv: List[str]) -> int:
 
 
 if __name__ == "__main__":
-  define_flags(sys.argv)
-  app.run(main)
+  cli.run(main, lambda: define_flags(sys.argv))

@@ -31,6 +31,7 @@ FLAGS = flags.FLAGS
 def define_flags() -> None:
   """Command-line flags, defined only when run as a program (see ``predict``)."""
   cli.define_model_flags()
+  flags.adopt_module_key_flags(cli)  # --workdir, --step in --help
   if "platforms" not in FLAGS:
     flags.DEFINE_list("platforms", None, "Platforms to lower for, e.g. cpu,cuda (default: "
                       "this machine's).")
@@ -81,5 +82,4 @@ def main(argv: Sequence[str]) -> None:
 
 
 if __name__ == "__main__":
-  define_flags()
-  app.run(main)
+  cli.run(main, define_flags)

@@ -25,6 +25,7 @@ flags.DEFINE_integer("process_id", None, "With --multihost: this process's index
 config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/*.py).",
                                 lock_config=True)
 flags.mark_flags_as_required(["config", "workdir"])
+flags.adopt_module_key_flags(cli)  # --compilation_cache, --verbose: in --help too
 
 
 def main(argv):
@@ -42,7 +43,9 @@ def main(argv):
   if "test_mae" in results:
     print(f"test MAE {results['test_mae']:.2f} years   "
           f"(always predicting the training mean: {results['mean_baseline_mae']:.2f})")
+  if results.get("fold"):  # one person's faces: not the protocol's MAE
+    print(f"This is {results['fold']}.")
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main, help_extra=cli.config_list)

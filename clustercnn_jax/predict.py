@@ -6,7 +6,7 @@ prints one row per face found (JSON lines, or ``--format=csv``): file, box and
 eyes (pixels of the file), age (the expected age), std (of the softmax over
 ages), cluster and p (its probability; null without a cluster module). Faces
 are found and cropped as the workdir's training data was (``data/photos.py``);
-``--no-detect`` takes each file as a face crop. A file that cannot be read or
+``--no_detect`` takes each file as a face crop. A file that cannot be read or
 holds no face gives a row with ``error`` and the run goes on; the exit code
 is 1 if any file failed. ``--annotate OUT_DIR`` writes copies of the photos
 with each face's box and age drawn.
@@ -36,12 +36,14 @@ def define_flags() -> None:
   """Command-line flags, defined only when run as a program (``main`` defines --workdir
   too), so that the package's modules can be imported together; once per process."""
   cli.define_model_flags()
+  flags.adopt_module_key_flags(cli)  # --workdir, --step in --help
   if "annotate" in FLAGS:
     return
   flags.DEFINE_enum("format", "json", ["json", "csv"], "JSON lines or CSV on stdout.")
   flags.DEFINE_string("annotate", None, "Write copies of the photos with boxes and ages here.")
-  flags.DEFINE_bool("no-detect", False, "The files are face crops: resize each to the "
+  flags.DEFINE_bool("no_detect", False, "The files are face crops: resize each to the "
                     "model's input instead of finding faces.")
+  flags.DEFINE_alias("no-detect", "no_detect")
   flags.DEFINE_integer("batch_size", 16, "Faces per forward pass (one padded shape).")
 
 
@@ -59,30 +61,55 @@ def csv_cells(row: Dict[str, Any]) -> List[Any]:
 
 
 def annotate(photo: photos.Photo, rows: Sequence[Dict[str, Any]], out_dir: str) -> str:
-  """A JPEG copy of the photo (as read) with each face's box, eyes and age drawn."""
+  """A copy of the photo (as read) with each face's box, eyes and age drawn, in the
+  input's format and extension where Pillow writes it (else JPEG), written through
+  ``files`` so that ``out_dir`` may be a bucket; returns its path."""
+  import io
+
   from PIL import Image, ImageDraw, ImageFont
+
+  from clustercnn_jax import files
+
+  def encode(fmt: str) -> "bytes | None":  # the file's bytes; None where Pillow cannot
+    buf = io.BytesIO()
+    try:
+      im.save(buf, format=fmt, **({"quality": 90} if fmt in ("JPEG", "WEBP") else {}))
+    except (OSError, ValueError, KeyError, TypeError):
+      return None
+    return buf.getvalue()
 
   im = Image.fromarray(photo.image)
   draw = ImageDraw.Draw(im)
   size = max(14, im.width // 32)
   font = ImageFont.load_default(size=size)
+  text = dict(fill=(255, 255, 0), font=font, stroke_width=2, stroke_fill=0)
   for box, eyes, row in zip(photo.boxes, photo.eyes, rows):
     label = f"{row['age']:.1f}"
+    left, top, right, bottom = draw.textbbox((0, 0), label, font=font, stroke_width=2)
     if box is None:
-      draw.text((4, 4), label, fill=(255, 255, 0), font=font, stroke_width=2, stroke_fill=0)
+      draw.text((4 - left, 4 - top), label, **text)
       continue
     width = max(2, im.width // 300)
+    x0, y0 = float(box[0]), float(box[1])
     draw.rectangle([float(v) for v in box], outline=(255, 255, 0), width=width)
     for x, y in eyes:
       draw.ellipse([x - width, y - width, x + width, y + width], fill=(0, 255, 0))
-    draw.text((float(box[0]), float(box[1]) - size - 2 * width), label, fill=(255, 255, 0),
-              font=font, stroke_width=2, stroke_fill=0)
-  os.makedirs(out_dir, exist_ok=True)
-  stem = os.path.splitext(os.path.basename(photo.file))[0]
-  path, n = os.path.join(out_dir, stem + ".jpg"), 1
-  while os.path.exists(path):  # two inputs with one name: keep both
-    path, n = os.path.join(out_dir, f"{stem}-{n}.jpg"), n + 1
-  im.save(path, quality=90)
+    y = y0 - width - bottom  # above the box; inside its top when there is no room above
+    if y + top < 0:
+      y = y0 + 2 * width - top
+    # Always on the canvas, whatever the box (it may reach past the image's edges).
+    x = min(max(x0, -left), im.width - right)
+    y = min(max(y, -top), im.height - bottom)
+    draw.text((x, y), label, **text)
+  stem, ext = os.path.splitext(os.path.basename(photo.file))
+  fmt = Image.registered_extensions().get(ext.lower())
+  data = encode(fmt) if fmt in Image.SAVE else None
+  if data is None:  # a format Pillow reads but cannot write (or not this image): JPEG
+    ext, data = ".jpg", encode("JPEG")
+  path, n = files.join(out_dir, stem + ext), 1
+  while files.exists(path):  # two inputs with one name: keep both
+    path, n = files.join(out_dir, f"{stem}-{n}{ext}"), n + 1
+  files.write_bytes(path, data)
   return path
 
 
@@ -96,7 +123,7 @@ def main(argv: Sequence[str]) -> int:
   if writer:
     writer.writerow(COLUMNS)
   failed = seen = 0
-  for photo, rows in model.iter_files(paths, detect=not FLAGS["no-detect"].value,
+  for photo, rows in model.iter_files(paths, detect=not FLAGS.no_detect,
                                       keep_images=bool(FLAGS.annotate)):
     seen += 1
     for row in rows:
@@ -117,5 +144,4 @@ def main(argv: Sequence[str]) -> int:
 
 
 if __name__ == "__main__":
-  define_flags()
-  app.run(main)
+  cli.run(main, define_flags)

@@ -194,8 +194,8 @@ def use_cached_features(config: ml_collections.ConfigDict) -> ml_collections.Con
 
 
 # The last block of each stage from the third to the one before the last (Lite0's 40-, 80-,
-# 112- and 192-channel stages): what the ``taps`` config variants tap (ours). Frozen Lite0
-# on FG-NET: 4.98 with them, 5.47 without (README, "Results").
+# 112- and 192-channel stages): what the ``taps`` config variants tap (ours; their effect is
+# in docs/results.md and docs/cpu_budget.md).
 STAGE_TAPS = {
     "efficientnet_lite0": "_blocks_4,_blocks_7,_blocks_10,_blocks_14",
     "efficientnet_lite2": "_blocks_6,_blocks_10,_blocks_14,_blocks_19",
@@ -230,7 +230,7 @@ def use_cached_activations(config: ml_collections.ConfigDict,
   config.model.train_from = train_from
   config.model.cached_features = True
   config.flip, config.colour_jitter = True, 0.0
-  config.eval_flip = True  # our extension: the mirror is cached anyway (UTKFace: -0.16 MAE)
+  config.eval_flip = True  # our extension: the mirror is cached anyway
   config.bn_recalibration_batches = 50  # the trained blocks' BatchNorm (train.py says why)
   config.learning_rate = 1e-3
   config.log_every_steps = 200

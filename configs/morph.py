@@ -11,8 +11,11 @@ in ~/.cache/clustercnn_jax/weights/ or pass --config.pretrained=PATH
 from configs import default
 
 
+VARIANTS = dict()  # none: the split seed and the rest are --config.* overrides
+
+
 def get_config(arg=None):
-  default.parse_arg(arg)
+  default.parse_arg(arg, **VARIANTS)
   config = default.get_config()
   config.data.name = "morph2"
   config.data.split.kind = "random"

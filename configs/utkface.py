@@ -25,8 +25,11 @@ which users download themselves.
 from configs import default
 
 
+VARIANTS = dict(frozen=False, partial=False, taps=False)
+
+
 def get_config(arg=None):
-  arg = default.parse_arg(arg, frozen=False, partial=False, taps=False)
+  arg = default.parse_arg(arg, **VARIANTS)
   config = default.get_config()
   config.data.name = "utkface"
   config.data.split.kind = "random"
@@ -44,9 +47,7 @@ def get_config(arg=None):
       default.use_cached_features(config)
     else:
       # From the 112-channel stage on (eight MBConv blocks, the first three at 7x7) and the
-      # head convolution: 5.38 on seed 0 (5.18 with --config.model.use_cluster=False),
-      # against 5.90 from _blocks_12 (the last four blocks) and 6.75 from _blocks_15
-      # alone (README, "Results").
+      # head convolution: the deepest cut that fits a CPU budget (docs/cpu_budget.md).
       default.use_cached_activations(config, "_blocks_8")
     config.batch_size = 128
     config.num_epochs = 10.0

@@ -11,7 +11,6 @@ from absl import flags
 
 from clustercnn_jax import api, export, predict
 from clustercnn_jax.data import synthetic
-from conftest import ROOT
 
 # Runs in a fresh interpreter: nothing of this package may be imported to serve.
 SERVE = textwrap.dedent("""

@@ -105,6 +105,6 @@ def test_lopo_protocol_runs_and_resumes_fold_by_fold(tmp_path, fgnet_data_dir):
     assert set(z["person_ids"].tolist()) == {3}
   again = subprocess.run(cmd[:5] + ["--folds=3"] + cmd[6:], cwd=ROOT,
                          env=env, capture_output=True, text=True, timeout=600)
-  assert "1 folds requested, 1 already finished" in again.stderr
+  assert "1 runs requested, 1 already finished" in again.stderr
   md = (tmp_path / "lopo_results.md").read_text()
   assert "MAE over" in md and "| age | count | MAE |" in md

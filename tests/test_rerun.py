@@ -111,3 +111,27 @@ def test_resume_differences_allow_budget_intervals_and_same_paths(tmp_path, tiny
   new.image_size = 40
   assert [k for k, _, _ in config_checks.resume_differences(saved, new)] == [
       "data.manual_dir", "image_size"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir(os.path.join(
+    os.path.dirname(__file__), "..", "..", "shared", "data", "fgnet", "FGNET")),
+    reason="../shared/data/fgnet is not present")
+def test_a_single_fold_says_it_is_one_fold_of_the_protocol(tmp_path):
+  import json
+  import subprocess
+  import sys
+
+  from conftest import ROOT
+
+  fgnet = os.path.join(ROOT, "..", "shared", "data", "fgnet")
+  run = subprocess.run(
+      [sys.executable, "-m", "clustercnn_jax.main", "--config=configs/fgnet.py:runlocal",
+       f"--workdir={tmp_path / 'fold'}", f"--config.data.manual_dir={fgnet}",
+       f"--config.data.data_dir={tmp_path / 'tfds'}", "--config.data.split.test_person=7"],
+      cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert run.returncode == 0, run.stderr[-3000:]
+  note = "fold 7 of 82; the protocol is `python -m clustercnn_jax.protocols.fgnet_lopo`"
+  assert note in run.stdout and note in run.stderr  # printed and logged
+  with open(tmp_path / "fold" / "results.json") as f:
+    assert json.load(f)["fold"] == note

@@ -1,5 +1,5 @@
 """The package's shape: no import cycle among its modules, one input pipeline, one
-loader per dataset (issue 8)."""
+loader per dataset."""
 
 import ast
 import os

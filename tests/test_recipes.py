@@ -1,0 +1,121 @@
+"""Every recipe's chain at test size, on real data from ../shared (so no recipe rots), and
+the manifests in results/ against docs/results.md."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ROOT
+
+SHARED = os.path.join(ROOT, "..", "shared", "data")
+needs_shared = pytest.mark.skipif(
+    not (os.path.isdir(os.path.join(SHARED, "fgnet", "FGNET"))
+         and os.path.isdir(os.path.join(SHARED, "utkface", "UTKFace"))),
+    reason="../shared/data (FG-NET and UTKFace) is not present")
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+  """FG-NET whole, 120 UTKFace faces (linked, not copied), and a MORPH-named stand-in
+  (MORPH II is licensed) of skimage's astronaut at several ages."""
+  from skimage import data as skimage_data
+
+  root = tmp_path_factory.mktemp("data_root")
+  os.symlink(os.path.abspath(os.path.join(SHARED, "fgnet")), root / "fgnet")
+  utk = root / "utkface" / "UTKFace"
+  utk.mkdir(parents=True)
+  source = os.path.abspath(os.path.join(SHARED, "utkface", "UTKFace"))
+  for name in sorted(os.listdir(source))[::150][:120]:
+    os.symlink(os.path.join(source, name), utk / name)
+  morph = root / "morph"
+  morph.mkdir()
+  face = Image.fromarray(skimage_data.astronaut())
+  for i in range(40):
+    face.resize((200 + 2 * i, 200 + 2 * i)).save(morph / f"{9000 + i:06d}_0M{18 + i}.JPG")
+  return str(root)
+
+
+@needs_shared
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["demo", "utkface_partial", "fgnet_imagenet",
+                                  "fgnet_frozen_taps", "fgnet_from_utkface", "fgnet_paper",
+                                  "morph_paper"])
+def test_every_recipe_runs_its_chain_at_test_size(name, data_root, tmp_path):
+  from clustercnn_jax import recipes, reproduce
+
+  assert name in recipes.RECIPES
+  cache = {"feature_cache_dir": str(tmp_path / "cache"),
+           "data.data_dir": str(tmp_path.parent / "tfds")}  # shared by the recipes
+  out = reproduce.reproduce(name, str(tmp_path / "run"), data_root=data_root, runlocal=True,
+                            extra=cache)
+  recipe = recipes.get(name)
+  assert out["metrics"]["num_examples"] > 0 and np.isfinite(out["mae"])
+  for stage in recipe.stages:
+    assert os.path.isdir(tmp_path / "run" / stage.name)
+  if recipe.stages[-1].protocol == "lopo":
+    assert out["metrics"]["sub_runs"] == len(reproduce.RUNLOCAL_FOLDS)
+  # A second call finds every stage finished and only reads the results.
+  again = reproduce.reproduce(name, str(tmp_path / "run"), data_root=data_root, runlocal=True,
+                              extra=cache)
+  assert again["mae"] == out["mae"]
+  assert reproduce.summary_line(again).startswith(f"{name}: MAE")
+
+
+def test_every_recipe_stage_builds_its_config():
+  from clustercnn_jax import config_checks, recipes
+
+  for recipe in recipes.RECIPES.values():
+    for stage in recipe.stages:
+      assert stage.protocol in recipes.PROTOCOLS
+      if stage.init_from:
+        assert stage.init_from in [s.name for s in recipe.stages]
+      config = recipes.stage_config(stage, data_root="/data")
+      for key, value in stage.overrides.items():
+        node = config
+        for part in key.split("."):
+          node = node[part]
+        assert node == value, (recipe.name, key)
+      config_checks.validate(config, need_weights=False)
+
+
+def test_the_listing_names_every_recipe():
+  run = subprocess.run([sys.executable, "-m", "clustercnn_jax.reproduce"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+  assert run.returncode == 0, run.stderr[-2000:]
+  from clustercnn_jax import recipes
+
+  for name in recipes.RECIPES:
+    assert name in run.stdout
+
+
+def test_docs_results_md_is_generated_from_the_manifests():
+  from clustercnn_jax import manifests
+
+  with open(manifests.DOC) as f:
+    assert f.read() == manifests.render(manifests.load_all()), (
+        "docs/results.md and results/ disagree: python -m clustercnn_jax.manifests")
+  for m in manifests.load_all():
+    with np.load(os.path.join(manifests.RESULTS_DIR, m["predictions"])) as z:
+      from clustercnn_jax import losses
+
+      assert losses.mae(z["predictions"], z["ages"]) == pytest.approx(m["mae"], abs=1e-6)
+      assert len(z["ages"]) == m["num_examples"]
+
+
+def test_a_manifest_records_a_run_and_its_reruns(tmp_path, trained_workdir, tiny_config):
+  from clustercnn_jax import manifests, recipes, reproduce
+
+  recipe = recipes.get("demo")
+  first = manifests.write(recipe, trained_workdir, tiny_config, 12.0, str(tmp_path))
+  second = manifests.write(recipe, trained_workdir, tiny_config, 13.0, str(tmp_path))
+  assert second["reruns"] == [round(first["mae"], 4)] * 2
+  assert manifests.spread(second) == 0.0
+  assert reproduce.verdict(first["mae"] + 0.01, second)["inside"] is False
+  assert reproduce.verdict(second["reruns"][0], second)["inside"] is True
+  assert manifests.load("demo", str(tmp_path))["config"]["model"]["num_clusters"] == 3
+  text = manifests.render([second])
+  assert "`demo`" in text and f"**{first['mae']:.2f}**" in text
