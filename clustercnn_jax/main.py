@@ -5,7 +5,7 @@
 Any config field can be overridden, e.g. ``--config.model.num_clusters=3``;
 an unknown field is an error. Running again with the same workdir resumes.
 Several processes (pod hosts, GPU machines) run the same command with
-``--multihost``; see launch/ and the README's "Devices, pods and speed".
+``--multihost``; see launch/ and docs/pods.md.
 """
 
 import jax
