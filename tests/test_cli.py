@@ -79,6 +79,7 @@ def test_verbose_or_jax_traceback_filtering_show_the_traceback(tmp_path):
   assert "Traceback" not in run("main", *args, "--verbose", "--noverbose").stderr
 
 
+@pytest.mark.slow  # a subprocess per command: the fast tier keeps one of each kind
 @pytest.mark.parametrize("module,args", [
     ("main", [f"--config={RUNLOCAL}"]), ("predict", ["photo.jpg"]), ("evaluate", []),
     ("export", ["model.jaxexport"]), ("protocols.fgnet_lopo", ["--config=configs/fgnet.py"]),
@@ -90,6 +91,7 @@ def test_a_workdir_that_is_a_file_is_one_line(tmp_path, module, args):
       f"error: --workdir={path} is a file, not a directory")
 
 
+@pytest.mark.slow  # a subprocess per command: the fast tier keeps one of each kind
 @pytest.mark.parametrize("module,args,says", [
     ("main", [f"--config={RUNLOCAL}", "--workdir=WORKDIR", "extra"], "Unexpected arguments"),
     ("main", [f"--config={RUNLOCAL}", "--workdr=WORKDIR"], "Unknown command line flag 'workdr'"),
@@ -119,6 +121,7 @@ def test_usage_mistakes_are_one_line_for_every_command(tmp_path, module, args, s
   assert says in text and len(text.splitlines()) == 1, text
 
 
+@pytest.mark.slow  # a subprocess per command: the fast tier keeps one of each kind
 @pytest.mark.parametrize("module,own_flags", [
     ("main", ["--config", "--workdir", "--multihost", "--compilation_cache"]),
     ("predict", ["--workdir", "--step", "--no_detect", "--format", "--annotate"]),
