@@ -47,9 +47,12 @@ def pooled(run_dir: str) -> Dict[str, Any]:
 
 
 def commit() -> str:
+  """HEAD, with '+changes' when tracked files differ from it (the run's code is not HEAD's)."""
+  git = lambda *a: subprocess.run(["git", "-C", ROOT, *a], capture_output=True, text=True,
+                                  check=True).stdout.strip()
   try:
-    return subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    head = git("rev-parse", "--short", "HEAD")
+    return head + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
   except (OSError, subprocess.CalledProcessError):
     return "unknown"
 
