@@ -20,7 +20,7 @@ from flax import jax_utils
 from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from clustercnn_jax import data, train  # noqa: E402
+from clustercnn_jax import data, inference, train  # noqa: E402
 from clustercnn_jax.data import pipeline  # noqa: E402
 from clustercnn_jax.data.preprocess import preprocess_for  # noqa: E402
 
@@ -55,7 +55,8 @@ def main(argv):
 
   model, p_model = train.build_model(config), train.build_model(config, axis_name=train.AXIS)
   state = jax_utils.replicate(train.create_train_state(jax.random.PRNGKey(0), config, model, 100))
-  step = jax.pmap(functools.partial(train.train_step, model=p_model, config=config),
+  step = jax.pmap(functools.partial(train.train_step, model=p_model, config=config,
+                                    inputs=inference.inputs_for(config)),
                   axis_name=train.AXIS, donate_argnums=(0,))
   batch = next(batches)
   state, m = step(state, batch, rngs)  # compile

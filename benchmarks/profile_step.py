@@ -26,7 +26,7 @@ import numpy as np
 from flax import jax_utils
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from clustercnn_jax import train  # noqa: E402
+from clustercnn_jax import inference, train  # noqa: E402
 from configs import default  # noqa: E402
 
 INSTRUCTION = re.compile(r"^\s*(?:ROOT )?%([\w.\-]+) = ")
@@ -114,7 +114,8 @@ def main():
     images = rng.integers(0, 255, (1, b, s, s, 3), np.uint8)
   batch = jax.pmap(lambda x: x)({"images": images,
                                   "ages": rng.uniform(1, 80, (1, b)).astype(np.float32)})
-  step = jax.pmap(functools.partial(train.train_step, model=p_model, config=config),
+  step = jax.pmap(functools.partial(train.train_step, model=p_model, config=config,
+                                    inputs=inference.inputs_for(config)),
                   axis_name=train.AXIS, donate_argnums=(0,))
   state, rngs = jax_utils.replicate(state), jax_utils.replicate(jax.random.PRNGKey(0))
   hlo = step.lower(state, batch, rngs).compile().as_text()

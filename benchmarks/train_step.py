@@ -33,7 +33,7 @@ import numpy as np
 from flax import jax_utils
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from clustercnn_jax import train  # noqa: E402
+from clustercnn_jax import inference, train  # noqa: E402
 from configs import default  # noqa: E402
 
 
@@ -46,7 +46,8 @@ def time_step(config, steps, warmup):
     clusters["cluster"]["centroids"] = jax.random.normal(jax.random.PRNGKey(1),
                                                          clusters["cluster"]["centroids"].shape)
   n = jax.local_device_count()
-  step = jax.pmap(functools.partial(train.train_step, model=p_model, config=config),
+  step = jax.pmap(functools.partial(train.train_step, model=p_model, config=config,
+                                    inputs=inference.inputs_for(config)),
                   axis_name=train.AXIS, donate_argnums=(0,))
   rng = np.random.default_rng(0)
   s, b = config.image_size, config.batch_size // n

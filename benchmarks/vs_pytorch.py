@@ -99,7 +99,7 @@ def jax_rates(name: str, size: int, batch: int, steps: int, depthwise_impl: str)
   import jax
   from flax import jax_utils
 
-  from clustercnn_jax import train
+  from clustercnn_jax import inference, train
   from configs import default
 
   config = default.get_config()
@@ -118,9 +118,12 @@ def jax_rates(name: str, size: int, batch: int, steps: int, depthwise_impl: str)
   batch_np = {"images": rng.integers(0, 255, (n, batch // n, size, size, 3), np.uint8),
               "ages": rng.uniform(1, 80, (n, batch // n)).astype(np.float32)}
   batch_dev = jax.pmap(lambda b: b)(batch_np)
-  p_train = jax.pmap(functools.partial(train.train_step, model=p_model, config=config),
+  inputs = inference.inputs_for(config)
+  p_train = jax.pmap(functools.partial(train.train_step, model=p_model, config=config,
+                                       inputs=inputs),
                      axis_name=train.AXIS, donate_argnums=(0,))
-  p_eval = jax.pmap(functools.partial(train.eval_step, model=model, config=config),
+  p_eval = jax.pmap(functools.partial(train.eval_step, model=model, config=config,
+                                      inputs=inputs),
                     axis_name=train.AXIS)
   holder = {"state": jax_utils.replicate(state)}
   rngs = jax_utils.replicate(jax.random.PRNGKey(0))

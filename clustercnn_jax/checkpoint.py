@@ -1,8 +1,8 @@
 """Checkpoints in the workdir: orbax manager, save, and restore into a state the caller built.
 
 This module knows nothing of models or training (``train`` imports it, not the
-other way round); ``clustercnn_jax.api.load`` builds a model and state from a
-workdir's config and restores into them, for notebooks.
+other way round); ``train_state.load_model`` builds a model and state from a
+workdir's config and restores into them (behind ``clustercnn_jax.load``).
 
 Layout of a workdir::
 

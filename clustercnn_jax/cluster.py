@@ -61,6 +61,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from clustercnn_jax.random_keys import example_keys, shard_offset
+
 CLUSTERS = "clusters"
 EVAL_ASSIGNMENTS = ("nearest", "expected")  # the paper's, and ours (the docstring says how)
 
@@ -182,9 +184,7 @@ class ClusterModule(nn.Module):
     split over devices, so 1 and 8 devices train identically.
     """
     batch = logits.shape[0]
-    offset = 0 if self.axis_name is None else jax.lax.axis_index(self.axis_name) * batch
-    keys = jax.vmap(jax.random.fold_in, (None, 0))(self.make_rng("cluster"),
-                                                    offset + jnp.arange(batch))
+    keys = example_keys(self.make_rng("cluster"), batch, shard_offset(self.axis_name, batch))
     return jax.vmap(jax.random.categorical)(keys, logits)
 
   def _reseed(self, u: jnp.ndarray, idle: jnp.ndarray, x: jnp.ndarray,

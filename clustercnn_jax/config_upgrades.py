@@ -1,10 +1,10 @@
 """Saved configs from before a field existed: the field, and the value that reproduces how
 the code behaved without it.
 
-A workdir's config.json rebuilds its model (``api.load``, predict, evaluate, export).
-When a release adds a config field, workdirs trained before it lack the field; filling
-it with the behaviour of that time keeps them loadable. Add a line here with every new
-field that ``build_model`` or the data path reads.
+A workdir's config.json rebuilds its model (``train_state.load_model``: load, predict,
+evaluate, export). When a release adds a config field, workdirs trained before it lack
+the field; filling it with the behaviour of that time keeps them loadable. Add a line
+here with every new field that ``build_model`` or the data path reads.
 """
 
 import ml_collections

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import ml_collections
 from absl import app, flags
 
-from clustercnn_jax import api, checkpoint, cli, files, predictor
+from clustercnn_jax import checkpoint, cli, files, predictor, train_state
 
 FLAGS = flags.FLAGS
 
@@ -69,7 +69,7 @@ def main(argv: Sequence[str]) -> None:
                          "--workdir=DIR OUT")
   out = argv[1]
   cli.setup()
-  config, model, variables = api.load(FLAGS.workdir, FLAGS.step)
+  config, model, variables = train_state.load_model(FLAGS.workdir, FLAGS.step)
   step = FLAGS.step
   if step is None:
     step = checkpoint.manager(FLAGS.workdir, config).latest_step()

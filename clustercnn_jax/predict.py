@@ -11,8 +11,7 @@ holds no face gives a row with ``error`` and the run goes on; the exit code
 is 1 if any file failed. ``--annotate OUT_DIR`` writes copies of the photos
 with each face's box and age drawn.
 
-From Python: ``clustercnn_jax.load(workdir)`` (``predictor.Predictor``), or
-``predict_ages(config, model, variables, crops)`` on ``api.load``'s triple.
+From Python: ``clustercnn_jax.load(workdir)`` (a ``predictor.Predictor``).
 """
 
 import csv
@@ -21,7 +20,6 @@ import os
 import sys
 from typing import Any, Dict, List, Sequence
 
-import ml_collections
 import numpy as np
 from absl import app, flags, logging
 
@@ -45,13 +43,6 @@ def define_flags() -> None:
                     "model's input instead of finding faces.")
   flags.DEFINE_alias("no-detect", "no_detect")
   flags.DEFINE_integer("batch_size", 16, "Faces per forward pass (one padded shape).")
-
-
-def predict_ages(config: ml_collections.ConfigDict, model: Any, variables: Dict[str, Any],
-                 images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-  """Expected ages for uint8 face crops: the model's input size, or loose crops as stored."""
-  batch = max(1, min(batch_size, len(images)))
-  return predictor.Predictor(config, model, variables, batch_size=batch).predict(images)
 
 
 def csv_cells(row: Dict[str, Any]) -> List[Any]:

@@ -1,11 +1,11 @@
 """A trained model as one object, for notebooks and scripts.
 
-  from clustercnn_jax import load
-  model = load(workdir)               # the latest checkpoint, or load(workdir, step=N)
-  model.predict(crops)                # uint8 (N, S, S, 3) face crops -> ages
-  model.predict_files(["me.jpg"])     # photos -> one row per face (as the predict CLI)
-  model.embed(crops)                  # backbone features, where the centroids live
-  model.clusters(crops)               # nearest cluster and p(c|x) per face
+  import clustercnn_jax
+  model = clustercnn_jax.load(workdir)  # the latest checkpoint, or load(workdir, step=N)
+  model.predict(crops)                  # uint8 (N, S, S, 3) face crops -> ages
+  model.predict_files(["me.jpg"])       # photos -> one row per face (as the predict CLI)
+  model.embed(crops)                    # backbone features, where the centroids live
+  model.clusters(crops)                 # nearest cluster and p(c|x) per face
 
 Crops are the model's input (``config.image_size``) or a little larger (up to
 ``MAX_LOOSENESS`` times): the central ``image_size`` pixels are used, as
@@ -24,9 +24,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from clustercnn_jax import api, losses
+from clustercnn_jax import inference, train_state
 from clustercnn_jax.data import photos
-from clustercnn_jax.data.preprocess import preprocess_for
 
 # The largest crop, over the model's input, taken as a loose face crop: stored crops are
 # faces.MARGIN (1.25) times the input; a larger image is a photo or a crop at another scale.
@@ -45,18 +44,11 @@ class Clusters(NamedTuple):
 
 def forward(config: ml_collections.ConfigDict, model: Any, variables: Dict[str, Any],
             images: jnp.ndarray) -> Dict[str, jnp.ndarray]:
-  """Per face of uint8 crops (B, image_size, image_size, 3): age (the expected age), std
-  (of the softmax over ages) and, with a cluster module, cluster, p and probs."""
-  x = preprocess_for(config, images, jax.random.PRNGKey(0), train=False)
-  logits, aux = model.apply(variables, x, train=False)
-  out = {"age": losses.expected_age(logits), "std": losses.age_std(logits)}
-  if config.get("eval_flip"):  # as train.eval_step: the mean over the face and its mirror
-    mirror_logits, _ = model.apply(variables, x[:, :, ::-1], train=False)
-    out["age"] = (out["age"] + losses.expected_age(mirror_logits)) / 2
-  if "assign" in aux:
-    out["cluster"], out["probs"] = aux["assign"], aux["probs"]
-    out["p"] = jnp.take_along_axis(aux["probs"], aux["assign"][:, None], axis=-1)[:, 0]
-  return out
+  """Per face of uint8 crops (B, image_size, image_size, 3): ``inference.outputs`` (age,
+  std and, with a cluster module, cluster, p and probs), as training's evaluation computes
+  them. Always from images: a model trained on cached features is a whole model."""
+  return inference.outputs(model, variables, inference.ImageInputs(config), images,
+                           bool(config.get("eval_flip")))
 
 
 def central_crops(images: np.ndarray, size: int) -> np.ndarray:
@@ -103,9 +95,8 @@ class Predictor:
     self.batch_size = batch_size
     self._detector = detector
     self._forward = jax.jit(functools.partial(forward, config, model))
-    self._embed = jax.jit(lambda v, im: model.apply(
-        v, preprocess_for(config, im, jax.random.PRNGKey(0), train=False), train=False,
-        method="embed"))
+    inputs = inference.ImageInputs(config)
+    self._embed = jax.jit(lambda v, im: inference.embed(model, v, inputs, im))
 
   def _batched(self, fn: Any, images: np.ndarray) -> Any:
     """``fn(variables, batch)`` over ``images`` in padded batches of ``batch_size``."""
@@ -200,7 +191,7 @@ def load(workdir: str, step: Optional[int] = None, batch_size: int = 32, *,
   """The model of a workdir (the latest checkpoint, or ``step``) as a ``Predictor``; warns
   (``SyntheticModelWarning``, attributed ``stacklevel`` frames up: the caller's line) when
   it learnt synthetic faces only, as the demo does."""
-  config, model, variables = api.load(workdir, step)
+  config, model, variables = train_state.load_model(workdir, step)
   message = synthetic_warning(config, str(workdir))
   if message:
     warnings.warn(message, SyntheticModelWarning, stacklevel=stacklevel)

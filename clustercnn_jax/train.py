@@ -22,65 +22,43 @@ import numpy as np
 import optax
 from flax import jax_utils
 
-from clustercnn_jax import (api, checkpoint, config_checks, data, feature_cache, files, kmeans,
-                            losses, results, train_state)
+from clustercnn_jax import (checkpoint, config_checks, data, feature_cache, files, inference,
+                            kmeans, losses, results, train_state)
 from clustercnn_jax.data import pipeline
 from clustercnn_jax.data.dataset import ArrayDataset
-from clustercnn_jax.data.preprocess import preprocess_for
+from clustercnn_jax.inference import Inputs
 from clustercnn_jax.metric_writers import MetricWriter
 from clustercnn_jax.models.model import AgeModel, build_model, trained_variables
 from clustercnn_jax.optimizers import learning_rate_schedule
 from clustercnn_jax.progress import format_seconds
+from clustercnn_jax.random_keys import shard_offset
 from clustercnn_jax.train_state import TrainState, create_train_state
 
 AXIS = "batch"
 
 
-def cached_view(cached: jnp.ndarray, rng: jax.Array, example_offset: jnp.ndarray | int
-                ) -> jnp.ndarray:
-  """One of the V cached views (B, V, ...) of each example, drawn uniformly and keyed by
-  its global index (as the augmentation it stands for)."""
-  batch, num_views = cached.shape[:2]
-  if num_views == 1:
-    return cached[:, 0]
-  keys = jax.vmap(jax.random.fold_in, (None, 0))(rng, example_offset + jnp.arange(batch))
-  view = jax.vmap(lambda k: jax.random.randint(k, (), 0, num_views))(keys)
-  return cached[jnp.arange(batch), view]
-
-
-def _eval_inputs(config: ml_collections.ConfigDict, images: jnp.ndarray,
-                 mirror: bool = False) -> jnp.ndarray:
-  """The evaluation input: the first cached view (the evaluation crop), or the crop itself;
-  with ``mirror``, the second cached view (``preprocess.views``) or the crop mirrored."""
-  if config.model.cached_features:
-    return images[:, 1 if mirror else 0]
-  x = preprocess_for(config, images, jax.random.PRNGKey(0), False)
-  return x[:, :, ::-1] if mirror else x
-
-
 def _train_inputs(state: TrainState, batch: Dict[str, jnp.ndarray], rng: jax.Array,
-                  config: ml_collections.ConfigDict):
-  """(inputs, rngs) of this device's shard: augmented images or a drawn cached view, and
-  the cluster and dropout keys, all keyed by step and global example index."""
+                  inputs: Inputs):
+  """(model input, rngs) of this device's shard: ``inputs.train`` of its images, and the
+  cluster and dropout keys, all keyed by step and global example index."""
   step_rng = jax.random.fold_in(rng, state.step)
   aug_rng, cluster_rng, dropout_rng = jax.random.split(step_rng, 3)
-  offset = jax.lax.axis_index(AXIS) * batch["ages"].shape[0]
-  images = cached_view(batch["images"], aug_rng, offset) if config.model.cached_features \
-      else preprocess_for(config, batch["images"], aug_rng, True, example_offset=offset)
-  return images, {"dropout": dropout_rng, "cluster": cluster_rng}
+  offset = shard_offset(AXIS, batch["ages"].shape[0])
+  x = inputs.train(batch["images"], aug_rng, offset)
+  return x, {"dropout": dropout_rng, "cluster": cluster_rng}
 
 
 def train_step(state: TrainState, batch: Dict[str, jnp.ndarray], rng: jax.Array, *,
-               model: AgeModel, config: ml_collections.ConfigDict):
-  """One optimisation step on this device's shard; call under pmap(axis_name='batch')."""
-  images, rngs = _train_inputs(state, batch, rng, config)
-  cached = config.model.cached_features
+               model: AgeModel, config: ml_collections.ConfigDict, inputs: Inputs):
+  """One optimisation step on this device's shard; call under pmap(axis_name='batch').
+  ``inputs`` says what ``batch['images']`` holds (``inference.inputs_for(config)``)."""
+  images, rngs = _train_inputs(state, batch, rng, inputs)
 
   def loss_fn(params):
     variables = {"params": params, "batch_stats": state.batch_stats, "clusters": state.clusters}
     (logits, aux), updates = model.apply(
-        variables, images, train=True, cached=cached, mutable=["batch_stats", "clusters"],
-        rngs=rngs)
+        variables, images, train=True, cached=inputs.cached,
+        mutable=["batch_stats", "clusters"], rngs=rngs)
     terms = losses.age_loss(logits, batch["ages"], aux, ce_weight=config.loss.ce_weight,
                             sw_sb_weight=config.loss.sw_sb_weight)
     return terms["loss"], (terms, aux, updates)
@@ -101,7 +79,7 @@ def train_step(state: TrainState, batch: Dict[str, jnp.ndarray], rng: jax.Array,
 
 
 def batch_norm_step(state: TrainState, batch: Dict[str, jnp.ndarray], rng: jax.Array, *,
-                    model: AgeModel, config: ml_collections.ConfigDict) -> Any:
+                    model: AgeModel, config: ml_collections.ConfigDict, inputs: Inputs) -> Any:
   """The batch statistics every trained BatchNorm computes on this training batch, averaged
   over devices (the others' running statistics unchanged); call under pmap.
 
@@ -109,7 +87,7 @@ def batch_norm_step(state: TrainState, batch: Dict[str, jnp.ndarray], rng: jax.A
   BatchNorm in training mode normalises with b, so r does not change its output), it
   gives (1 - m) b and m + (1 - m) b, hence b, whatever the layer's momentum m.
   """
-  images, rngs = _train_inputs(state, batch, rng, config)
+  images, rngs = _train_inputs(state, batch, rng, inputs)
   trained = trained_variables(config, state.batch_stats)
 
   def update_from(fill):
@@ -117,8 +95,7 @@ def batch_norm_step(state: TrainState, batch: Dict[str, jnp.ndarray], rng: jax.A
                                    state.batch_stats)
     _, updates = model.apply({"params": state.params, "batch_stats": stats,
                               "clusters": state.clusters}, images, train=True,
-                             cached=config.model.cached_features,
-                             mutable=["batch_stats", "clusters"], rngs=rngs)
+                             cached=inputs.cached, mutable=["batch_stats", "clusters"], rngs=rngs)
     return updates["batch_stats"]
 
   zero, one = update_from(0.0), update_from(1.0)
@@ -142,24 +119,16 @@ def recalibrate_batch_norm(p_batch_norm_step, state: TrainState, batches, rng: j
 
 
 def eval_step(state: TrainState, batch: Dict[str, jnp.ndarray], *, model: AgeModel,
-              config: ml_collections.ConfigDict) -> Dict[str, jnp.ndarray]:
+              config: ml_collections.ConfigDict, inputs: Inputs) -> Dict[str, jnp.ndarray]:
   """Predicted ages (nearest-centroid assignment) and cluster of each example."""
   variables = {"params": state.params, "batch_stats": state.batch_stats,
                "clusters": state.clusters}
-  apply = functools.partial(model.apply, variables, train=False,
-                            cached=config.model.cached_features)
-  logits, aux = apply(_eval_inputs(config, batch["images"]))
-  out = {"pred": losses.expected_age(logits)}
-  if config.eval_flip:
-    mirror_logits, _ = apply(_eval_inputs(config, batch["images"], mirror=True))
-    out["pred"] = (out["pred"] + losses.expected_age(mirror_logits)) / 2
-  if "assign" in aux:
-    out["assign"] = aux["assign"]
-  return out
+  out = inference.outputs(model, variables, inputs, batch["images"], config.eval_flip)
+  return {"pred": out["age"], **({"assign": out["cluster"]} if "cluster" in out else {})}
 
 
 def compute_features(state: TrainState, model: AgeModel, ds: ArrayDataset,
-                     config: ml_collections.ConfigDict) -> np.ndarray:
+                     config: ml_collections.ConfigDict, inputs: Inputs) -> np.ndarray:
   """Backbone features of every example of ``ds``, in inference mode.
 
   BatchNorm uses its running statistics, so each example's features depend on
@@ -168,9 +137,8 @@ def compute_features(state: TrainState, model: AgeModel, ds: ArrayDataset,
   """
   @jax.jit
   def embed(images):
-    return model.apply({"params": state.params, "batch_stats": state.batch_stats},
-                       _eval_inputs(config, images), train=False,
-                       cached=config.model.cached_features, method=AgeModel.embed)
+    return inference.embed(model, {"params": state.params, "batch_stats": state.batch_stats},
+                           inputs, images)
 
   out = []
   for batch in pipeline.eval_batches(ds, config.batch_size, 1):
@@ -180,7 +148,7 @@ def compute_features(state: TrainState, model: AgeModel, ds: ArrayDataset,
 
 
 def init_centroids(state: TrainState, model: AgeModel, train_ds: ArrayDataset,
-                   config: ml_collections.ConfigDict) -> TrainState:
+                   config: ml_collections.ConfigDict, inputs: Inputs) -> TrainState:
   """k-means++ (plus Lloyd steps) on features of ``kmeans_examples`` training images."""
   if not config.model.use_cluster:
     return state
@@ -188,7 +156,7 @@ def init_centroids(state: TrainState, model: AgeModel, train_ds: ArrayDataset,
   idx = np.sort(np.random.default_rng([config.seed, 1]).choice(len(train_ds), n, replace=False))
   subset = train_ds.subset(idx)
   t0 = time.time()
-  feats = compute_features(state, model, subset, config)
+  feats = compute_features(state, model, subset, config, inputs)
   centres = kmeans.fit(jax.random.PRNGKey(config.seed), feats, config.model.num_clusters,
                        config.kmeans_iterations)
   logging.info("k-means++ on %d features of dimension %d: %.1fs", n, feats.shape[1],
@@ -247,7 +215,7 @@ def _check_batch(config: ml_collections.ConfigDict, num_devices: int) -> None:
 
 
 def _restore_or_init(config: ml_collections.ConfigDict, workdir: str, model: AgeModel,
-                     total_steps: int, rng: jax.Array, train_ds: ArrayDataset,
+                     inputs: Inputs, total_steps: int, rng: jax.Array, train_ds: ArrayDataset,
                      test_ds: ArrayDataset):
   """(state, data_state, mngr, train_ds, test_ds): resumed from ``workdir`` if it holds a
   checkpoint, else fresh (ImageNet backbone, k-means++ centroids) or, with ``init_from``,
@@ -264,24 +232,26 @@ def _restore_or_init(config: ml_collections.ConfigDict, workdir: str, model: Age
     state = checkpoint.restore(mngr, state, data_state=data_state)
     logging.info("Resumed from %s at step %d.", mngr.directory, int(state.step))
   elif config.init_from:
-    state = train_state.start_from(state, api.load(config.init_from)[2], config.init_from)
+    state = train_state.start_from(state, train_state.load_model(config.init_from)[2],
+                                   config.init_from)
     logging.info("Starting from the trained model in %s.", config.init_from)
-  if config.model.cached_features:
+  if inputs.cached:
     train_ds, test_ds = feature_cache.feature_datasets(state, model, config, train_ds, test_ds)
   if not resuming and not config.init_from:  # a trained model brings its centroids
-    state = init_centroids(state, model, train_ds, config)
+    state = init_centroids(state, model, train_ds, config, inputs)
   return state, data_state, mngr, train_ds, test_ds
 
 
 def _recalibrate(state: TrainState, p_model: AgeModel, config: ml_collections.ConfigDict,
-                 train_ds: ArrayDataset, num_devices: int, rngs: jax.Array) -> TrainState:
+                 inputs: Inputs, train_ds: ArrayDataset, num_devices: int,
+                 rngs: jax.Array) -> TrainState:
   """``recalibrate_batch_norm`` on batches of another shuffle (seed + 1), if any BatchNorm
   trains."""
   if not any(jax.tree_util.tree_leaves(trained_variables(config, state.batch_stats))):
     return state
   t0 = time.time()
-  step = jax.pmap(functools.partial(batch_norm_step, model=p_model, config=config),
-                  axis_name=AXIS)
+  step = jax.pmap(functools.partial(batch_norm_step, model=p_model, config=config,
+                                    inputs=inputs), axis_name=AXIS)
   batches = jax_utils.prefetch_to_device(pipeline.GrainBatches(pipeline.train_loader(
       train_ds, config.batch_size, num_devices, config.seed + 1)), 2)
   state = recalibrate_batch_norm(step, state, batches, rngs, config.bn_recalibration_batches)
@@ -346,10 +316,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   # Model: one without axis_name (evaluation, k-means) and one for the pmapped step.
   model = build_model(config)
   p_model = build_model(config, axis_name=AXIS)
+  inputs = inference.inputs_for(config)  # what every batch's images hold, from here on
   # State.
   init_rng, step_rng = jax.random.split(jax.random.PRNGKey(config.seed))
   state, data_state, mngr, train_ds, test_ds = _restore_or_init(
-      config, workdir, model, total_steps, init_rng, train_ds, test_ds)
+      config, workdir, model, inputs, total_steps, init_rng, train_ds, test_ds)
   if is_chief:  # the run is new or compatible: its config is the workdir's from now on
     checkpoint.save_config(workdir, config)
   start_step = int(state.step)
@@ -358,10 +329,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                len(train_ds), len(test_ds))
 
   # Loop.
-  p_train_step = jax.pmap(functools.partial(train_step, model=p_model, config=config),
-                          axis_name=AXIS, donate_argnums=(0,))
-  p_eval_step = jax.pmap(functools.partial(eval_step, model=model, config=config),
-                         axis_name=AXIS)
+  p_train_step = jax.pmap(functools.partial(train_step, model=p_model, config=config,
+                                            inputs=inputs), axis_name=AXIS, donate_argnums=(0,))
+  p_eval_step = jax.pmap(functools.partial(eval_step, model=model, config=config,
+                                           inputs=inputs), axis_name=AXIS)
   writer = MetricWriter(workdir, enabled=is_chief)
   schedule = learning_rate_schedule(config, total_steps)
 
@@ -406,7 +377,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         writer.write_scalars(step, {"test/mae": ev["mae"]})
         logging.info("step %d  test MAE %.3f", step, ev["mae"])
       if step == total_steps and config.bn_recalibration_batches > 0:
-        state = _recalibrate(state, p_model, config, train_ds, num_devices, step_rngs)
+        state = _recalibrate(state, p_model, config, inputs, train_ds, num_devices, step_rngs)
       if step % config.checkpoint_every_steps == 0 or step == total_steps:
         checkpoint.save(mngr, jax_utils.unreplicate(state), data_state)
       interrupted = stop.is_set() or (stop_after_steps is not None and step >= stop_after_steps)

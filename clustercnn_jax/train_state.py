@@ -2,7 +2,7 @@
 
 import functools
 import logging
-from typing import Any, Dict
+from typing import Any, Dict, Optional, Tuple
 
 import flax
 import jax
@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import ml_collections
 from flax.training import train_state
 
-from clustercnn_jax import optimizers, pretrained
-from clustercnn_jax.models.model import AgeModel
+from clustercnn_jax import checkpoint, optimizers, pretrained
+from clustercnn_jax.models.model import AgeModel, build_model
 
 
 class TrainState(train_state.TrainState):
@@ -104,3 +104,19 @@ def start_from(state: TrainState, variables: Dict[str, Any], source: str = "the 
   return state.replace(step=0, params=params, opt_state=jax.jit(state.tx.init)(params),
                        batch_stats=cast(variables.get("batch_stats", {}), state.batch_stats),
                        clusters=cast(variables.get("clusters", {}), state.clusters))
+
+
+def load_model(workdir: str, step: Optional[int] = None
+               ) -> Tuple[ml_collections.ConfigDict, AgeModel, Dict[str, Any]]:
+  """(config, model, variables) of a trained workdir (the latest checkpoint, or ``step``):
+  the config saved there rebuilds the model and its state's shapes, the checkpoint fills
+  the variables. What ``clustercnn_jax.load`` (the public API), evaluation, the export and
+  ``init_from`` restore through.
+
+  Only the variables are read: a change in the optimiser state's layout does not lock a
+  workdir (``checkpoint.restore_variables``).
+  """
+  config = checkpoint.load_config(workdir)
+  model = build_model(config)
+  variables = checkpoint.restore_variables(workdir, abstract_train_state(config, model), step)
+  return config, model, variables

@@ -9,8 +9,9 @@ import textwrap
 import numpy as np
 from absl import flags
 
-from clustercnn_jax import api, export, predict
+from clustercnn_jax import export, predictor
 from clustercnn_jax.data import synthetic
+from clustercnn_jax.train_state import load_model
 
 # Runs in a fresh interpreter: nothing of this package may be imported to serve.
 SERVE = textwrap.dedent("""
@@ -46,6 +47,6 @@ def test_export_round_trip(trained_workdir, tmp_path):
                           cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=120)
   assert result.returncode == 0, result.stderr[-3000:]
   served = np.load(tmp_path / "ages.npy")
-  expected = predict.predict_ages(*api.load(trained_workdir), crops)
+  expected = predictor.Predictor(*load_model(trained_workdir)).predict(crops)
   np.testing.assert_allclose(served[:1], expected[:1], atol=1e-4)
   np.testing.assert_allclose(served[1:], expected, atol=1e-4)

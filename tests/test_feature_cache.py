@@ -5,7 +5,8 @@ import logging
 import numpy as np
 import pytest
 
-from clustercnn_jax import api, feature_cache, predict, train
+from clustercnn_jax import feature_cache, inference, predictor, train
+from clustercnn_jax.train_state import load_model
 
 
 class CountingEmbed:
@@ -97,10 +98,10 @@ def test_training_on_cached_features_matches_running_the_backbone(tiny_config, t
   np.testing.assert_allclose(a, b, atol=1e-3)
 
   # The checkpoint is a whole model: it predicts from images, backbone included.
-  config, model, variables = api.load(str(tmp_path / "cached"))
+  config, model, variables = load_model(str(tmp_path / "cached"))
   from clustercnn_jax import data
   _, test_ds = data.load(config)
-  ages = predict.predict_ages(config, model, variables, test_ds.images)
+  ages = predictor.Predictor(config, model, variables).predict(test_ds.images)
   np.testing.assert_allclose(ages, b, atol=1e-3)
 
 
@@ -144,7 +145,7 @@ def test_partial_fine_tuning_on_cached_activations_matches_images(tiny_config, t
   np.testing.assert_allclose(a, c, atol=5e-3)
 
   # stage0 (frozen) kept its ImageNet-free initial weights and statistics; stage1 trained.
-  config, model, trained = api.load(str(tmp_path / "cached"))
+  config, model, trained = load_model(str(tmp_path / "cached"))
   init_rng = jax.random.split(jax.random.PRNGKey(config.seed))[0]
   start = create_train_state(init_rng, config, build_model(config), 1)
   for name in ("stage0_0",):
@@ -181,9 +182,9 @@ def test_feature_taps_above_the_cut_train_on_the_same_cached_activations(tiny_co
   assert sorted(p.name for p in (tmp_path / "features").iterdir()) == files
   assert np.abs(preds["untapped"] - preds["cached"]).max() > 1e-3  # the taps change the head
 
-  config, model, variables = api.load(str(tmp_path / "cached"))
+  config, model, variables = load_model(str(tmp_path / "cached"))
   _, test_ds = data.load(config)
-  ages = predict.predict_ages(config, model, variables, test_ds.images)
+  ages = predictor.Predictor(config, model, variables).predict(test_ds.images)
   np.testing.assert_allclose(ages, preds["cached"], atol=1e-3)
 
 
@@ -221,8 +222,9 @@ def test_cached_views_are_the_mirrored_and_zoomed_crops(tiny_config, tmp_path):
   # batch is split over devices, and every view is drawn.
   x = jnp.asarray(cached.images[:32])
   rng = jax.random.PRNGKey(3)
-  whole = train.cached_view(x, rng, 0)
-  halves = jnp.concatenate([train.cached_view(x[:16], rng, 0), train.cached_view(x[16:], rng, 16)])
+  whole = inference.cached_view(x, rng, 0)
+  halves = jnp.concatenate([inference.cached_view(x[:16], rng, 0),
+                            inference.cached_view(x[16:], rng, 16)])
   np.testing.assert_array_equal(whole, halves)
   drawn = [int(np.argmin(np.abs(np.asarray(x[i]) - np.asarray(whole[i])[None]).reshape(4, -1)
                          .max(1))) for i in range(32)]
@@ -235,8 +237,9 @@ def test_cached_views_are_the_mirrored_and_zoomed_crops(tiny_config, tmp_path):
   on_images.model.cached_features = False
   plain = on_images.copy_and_resolve_references()
   plain.eval_flip = False
-  predict = lambda c, im: np.asarray(train.eval_step(state, {"images": jnp.asarray(im)},
-                                                     model=model, config=c)["pred"])
+  predict = lambda c, im: np.asarray(train.eval_step(
+      state, {"images": jnp.asarray(im)}, model=model, config=c,
+      inputs=inference.inputs_for(c))["pred"])
   expected = (predict(plain, train_ds.images[:16]) + predict(plain, mirrored[:16])) / 2
   assert not np.allclose(expected, predict(plain, train_ds.images[:16]), atol=1e-3)
   np.testing.assert_allclose(predict(on_images, train_ds.images[:16]), expected, atol=1e-4)

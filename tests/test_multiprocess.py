@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 
-from clustercnn_jax import api
+from clustercnn_jax.train_state import load_model
 from conftest import ROOT, RUNLOCAL, cli_flags
 from test_train import assert_trees_close
 
@@ -70,7 +70,7 @@ def test_one_device_eight_devices_and_two_processes_train_the_same_model(tmp_pat
   assert outputs[0] == outputs[1] == last_line(single[8].stdout)
   assert outputs[0].startswith("test MAE")
 
-  runs = {name: api.load(str(tmp_path / name))[2] for name in ("d1", "d8", "pair")}
+  runs = {name: load_model(str(tmp_path / name))[2] for name in ("d1", "d8", "pair")}
   assert np.abs(np.asarray(runs["d1"]["clusters"]["cluster"]["centroids"])).sum() > 0
   assert_trees_close(runs["d1"], runs["d8"], atol=5e-5)
   assert_trees_close(runs["d8"], runs["pair"], atol=1e-5)

@@ -14,10 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from clustercnn_jax import api, checkpoint, losses, train
+from clustercnn_jax import checkpoint, inference, losses, train
 from clustercnn_jax.data.preprocess import preprocess_for
 from clustercnn_jax.models.model import build_model
-from clustercnn_jax.train_state import abstract_train_state
+from clustercnn_jax.train_state import abstract_train_state, load_model
 from conftest import ROOT, RUNLOCAL, cli_flags
 
 
@@ -89,8 +89,8 @@ def test_resumed_run_equals_uninterrupted_run(tiny_config, tmp_path):
   mngr = checkpoint.manager(str(tmp_path / "resumed"), tiny_config)
   assert mngr.all_steps() == [3]
   resumed = train.train_and_evaluate(tiny_config, str(tmp_path / "resumed"))
-  a = api.load(str(tmp_path / "full"))[2]
-  b = api.load(str(tmp_path / "resumed"))[2]
+  a = load_model(str(tmp_path / "full"))[2]
+  b = load_model(str(tmp_path / "resumed"))[2]
   assert_trees_close(a, b, atol=1e-6)
   assert resumed["test_mae"] == pytest.approx(full["test_mae"], abs=1e-4)
 
@@ -107,13 +107,13 @@ def test_cli_writes_checkpoints_events_and_results(tmp_path):
   assert any(n.startswith("events.out.tfevents") for n in names), names
   assert {"config.json", "metrics.jsonl", "results.json", "checkpoints"} <= set(names)
   assert os.listdir(tmp_path / "checkpoints") == ["6"]
-  config, model, variables = api.load(str(tmp_path))
+  config, model, variables = load_model(str(tmp_path))
   logits, _ = model.apply(variables, jnp.zeros((2, 32, 32, 3)), train=False)
   assert logits.shape == (2, config.max_age + 1)
 
 
 def test_a_workdir_loads_whatever_layout_its_optimiser_state_has(trained_workdir, tmp_path):
-  """api.load (predict, evaluate, export, init_from) reads only the model's variables: a
+  """load_model (load, evaluate, export, init_from) reads only the model's variables: a
   workdir whose optimiser state no longer matches the one its config builds (another
   optimiser here; an older masking of frozen blocks in practice) still loads, to the same
   variables; a wrong shape still fails and says which."""
@@ -132,8 +132,8 @@ def test_a_workdir_loads_whatever_layout_its_optimiser_state_has(trained_workdir
   with pytest.raises(ValueError, match="(?i)structure"):  # the whole state would not restore
     checkpoint.restore(checkpoint.manager(str(workdir), config),
                        abstract_train_state(config, build_model(config)))
-  original = api.load(trained_workdir)[2]
-  loaded = api.load(str(workdir))[2]
+  original = load_model(trained_workdir)[2]
+  loaded = load_model(str(workdir))[2]
   assert [p for p, _ in leaves(loaded)] == [p for p, _ in leaves(original)]
   for (path, a), (_, b) in zip(leaves(loaded), leaves(original)):
     np.testing.assert_array_equal(a, b, err_msg=jax.tree_util.keystr(path))
@@ -141,7 +141,7 @@ def test_a_workdir_loads_whatever_layout_its_optimiser_state_has(trained_workdir
   rewrite(max_age=saved["max_age"] + 1)
   with pytest.raises(ValueError,
                      match=r"arrays of the model .*head.*bias.*: config \(82,\), checkpoint \(81,\)"):
-    api.load(str(workdir))
+    load_model(str(workdir))
 
 
 def test_cli_rejects_unknown_config_field(tmp_path):
@@ -176,7 +176,7 @@ def test_frozen_backbone_does_not_move(tiny_config, tmp_path):
   init_rng, _ = jax.random.split(jax.random.PRNGKey(tiny_config.seed))  # as train_and_evaluate
   init = train.create_train_state(init_rng, tiny_config, model, 2)
   train.train_and_evaluate(tiny_config, str(tmp_path))
-  trained = api.load(str(tmp_path))[2]
+  trained = load_model(str(tmp_path))[2]
   assert_trees_close(init.params["backbone"], trained["params"]["backbone"], atol=0)
   assert_trees_close(init.batch_stats, trained["batch_stats"], atol=0)
   moved = np.abs(np.asarray(trained["params"]["head"]["kernel"]) -
@@ -201,11 +201,13 @@ def test_kmeans_features_do_not_depend_on_batch_padding(tiny_config):
   state = state.replace(batch_stats=jax.tree_util.tree_map(lambda a: a + 0.5, state.batch_stats))
   ds, _ = data.load(tiny_config)
   ds = ds.subset(np.arange(37))  # batch 32: the second batch is 5 real + 27 padding
-  feats = train.compute_features(state, model, ds, tiny_config)
+  inputs = inference.inputs_for(tiny_config)
+  feats = train.compute_features(state, model, ds, tiny_config, inputs)
   tiny_config.batch_size = 37  # one unpadded batch
-  whole = train.compute_features(state, model, ds, tiny_config)
+  whole = train.compute_features(state, model, ds, tiny_config, inputs)
   tiny_config.batch_size = 1  # every example alone
-  alone = train.compute_features(state, model, ds.subset(np.arange(32, 37)), tiny_config)
+  alone = train.compute_features(state, model, ds.subset(np.arange(32, 37)), tiny_config,
+                                 inputs)
   np.testing.assert_allclose(feats, whole, atol=1e-5)
   np.testing.assert_allclose(feats[32:], alone, atol=1e-5)
 
@@ -231,13 +233,13 @@ def test_init_from_starts_where_the_source_ended(tiny_config, tmp_path):
   import jax
 
   train.train_and_evaluate(tiny_config.copy_and_resolve_references(), str(tmp_path / "source"))
-  source = api.load(str(tmp_path / "source"))[2]
+  source = load_model(str(tmp_path / "source"))[2]
   config = tiny_config.copy_and_resolve_references()
   config.init_from = str(tmp_path / "source")
   config.learning_rate, config.model.momentum = 0.0, 1.0  # nothing may move
   config.seed = 7  # another seed would give other initial weights and centroids
   train.train_and_evaluate(config, str(tmp_path / "tuned"))
-  tuned = api.load(str(tmp_path / "tuned"))[2]
+  tuned = load_model(str(tmp_path / "tuned"))[2]
   for collection in ("params", "clusters"):
     for a, b in zip(jax.tree_util.tree_leaves(source[collection]),
                     jax.tree_util.tree_leaves(tuned[collection])):
@@ -299,7 +301,8 @@ def test_batch_norm_step_gives_each_trained_layers_batch_statistics(tiny_config)
   rng = np.random.default_rng(0)
   images = rng.integers(0, 255, (1, 16, 32, 32, 3), np.uint8)
   batch = {"images": images, "ages": rng.uniform(1, 80, (1, 16)).astype(np.float32)}
-  step = jax.pmap(functools.partial(train.batch_norm_step, model=p_model, config=tiny_config),
+  step = jax.pmap(functools.partial(train.batch_norm_step, model=p_model, config=tiny_config,
+                                    inputs=inference.inputs_for(tiny_config)),
                   axis_name=train.AXIS)
   stats = jax.device_get(jax.tree_util.tree_map(
       lambda a: a[0], step(train.replicate(state), batch, train.replicate(jax.random.PRNGKey(1)))))

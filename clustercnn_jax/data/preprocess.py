@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from clustercnn_jax import pretrained
+from clustercnn_jax.random_keys import example_keys
 
 
 def _zoom(x: jnp.ndarray, zoom: jnp.ndarray | float) -> jnp.ndarray:
@@ -54,7 +55,7 @@ def preprocess(images: jnp.ndarray, rng: jax.Array, *, train: bool, flip: bool,
   if out_size > height:
     raise ValueError(f"Stored images are {height}px, smaller than the model input {out_size}px.")
   if train and (flip or scale_jitter > 0 or colour_jitter > 0):
-    keys = jax.vmap(jax.random.fold_in, (None, 0))(rng, example_offset + jnp.arange(x.shape[0]))
+    keys = example_keys(rng, x.shape[0], example_offset)
     x = jax.vmap(lambda im, k: _augment_one(im, k, flip, scale_jitter, colour_jitter))(x, keys)
   return _crop_and_normalise(x, out_size, mean, std)
 

@@ -10,6 +10,7 @@ import ml_collections
 from clustercnn_jax import models
 from clustercnn_jax.models import blocks
 from clustercnn_jax.cluster import ClusterModule
+from clustercnn_jax.random_keys import example_keys, shard_offset
 
 
 class AgeModel(nn.Module):
@@ -107,9 +108,7 @@ class AgeModel(nn.Module):
     """Dropout with a key per *global* example index (as the cluster sampling), so that a
     batch is masked identically however it is split over devices."""
     batch = v.shape[0]
-    offset = 0 if self.axis_name is None else jax.lax.axis_index(self.axis_name) * batch
-    keys = jax.vmap(jax.random.fold_in, (None, 0))(self.make_rng("dropout"),
-                                                    offset + jnp.arange(batch))
+    keys = example_keys(self.make_rng("dropout"), batch, shard_offset(self.axis_name, batch))
     keep = jax.vmap(lambda k: jax.random.bernoulli(k, 1.0 - self.dropout_rate, v.shape[1:]))(keys)
     return jnp.where(keep, v / (1.0 - self.dropout_rate), 0.0)
 
