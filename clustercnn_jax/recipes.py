@@ -98,18 +98,14 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
 
 def shrink(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """A stage's config at test size: the same chain, backbone and data, seconds per run."""
-  config.image_size = 32
+  from configs import default  # the configs package: the unit tests' runlocal sizes
+
+  default.runlocal(config)
   config.data.max_examples = 96 if config.data.split.kind == "random" else 0
-  config.data.synthetic.num_train, config.data.synthetic.num_test = 256, 64
   if config.model.backbone == "small_cnn":
     config.model.backbone_kwargs.widths = (8, 16)
-  config.model.cluster_features = 16
-  config.model.num_clusters = 3
-  config.kmeans_examples = 32
-  config.batch_size = 16
-  config.num_train_steps = 2
+  config.kmeans_examples, config.batch_size, config.num_train_steps = 32, 16, 2
   config.warmup_steps = 0
-  config.log_every_steps = 1
   config.bn_recalibration_batches = min(config.bn_recalibration_batches, 1)
   if config.model.backbone == "googlenet":
     config.pretrained = ""  # torchvision's file is a download that tests cannot make

@@ -123,6 +123,7 @@ def partial(config, cached, tmp_path, dtype="float16"):
   return config
 
 
+@pytest.mark.slow
 def test_partial_fine_tuning_on_cached_activations_matches_images(tiny_config, tmp_path):
   """Blocks above ``train_from`` train (BatchNorm in train mode) on cached activations
   of the frozen blocks below, and learn what running the whole network on images learns."""
@@ -162,6 +163,7 @@ def test_partial_fine_tuning_on_cached_activations_matches_images(tiny_config, t
     assert max(moved) > 0, collection
 
 
+@pytest.mark.slow
 def test_feature_taps_above_the_cut_train_on_the_same_cached_activations(tiny_config,
                                                                           tmp_path):
   """Taps at and above ``train_from`` (ours): stage0's output is the cached input itself,

@@ -164,6 +164,7 @@ def test_blocks_own_every_parameter_and_compose(name, kwargs, size):
   np.testing.assert_allclose(upper, whole, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,size,taps,stats,dims", [
     ("small_cnn", 32, ("stage0",), "mean_std", (16, 8, 8)),
     ("efficientnet_lite0", 64, ("_blocks_7", "_blocks_3"), "mean", (1280, 40, 80))])

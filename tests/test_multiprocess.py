@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from clustercnn_jax.train_state import load_model
 from conftest import ROOT, RUNLOCAL, cli_flags
@@ -37,6 +38,7 @@ def last_line(text):
   return text.strip().splitlines()[-1]  # gloo prints its connections first
 
 
+@pytest.mark.slow
 def test_one_device_eight_devices_and_two_processes_train_the_same_model(tmp_path):
   """Same global batches, cluster module and dropout on: the same parameters, BatchNorm
   statistics and centroids; the pair's checkpoint restores here, in a single process.

@@ -35,6 +35,7 @@ def test_quickstart_is_committed_without_outputs():
       assert not cell.outputs and cell.execution_count is None, cell.source[:80]
 
 
+@pytest.mark.slow
 def test_quickstart_runs_top_to_bottom(tmp_path, monkeypatch):
   monkeypatch.setenv("TMPDIR", str(tmp_path))  # the kernel's temporary workdir and photo
   nb = nbformat.read(QUICKSTART, as_version=4)

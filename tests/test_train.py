@@ -40,6 +40,7 @@ def assert_trees_close(a, b, atol, rtol=0.0):
     np.testing.assert_allclose(x, y, atol=atol, rtol=rtol, err_msg=jax.tree_util.keystr(path))
 
 
+@pytest.mark.slow
 def test_gradients_reach_the_backbone(tiny_config):
   model = train.build_model(tiny_config)
   state = train.create_train_state(jax.random.PRNGKey(0), tiny_config, model, 10)
@@ -82,6 +83,7 @@ def test_batch_must_divide_over_devices(tiny_config):
     train._check_batch(tiny_config, 8)
 
 
+@pytest.mark.slow
 def test_resumed_run_equals_uninterrupted_run(tiny_config, tmp_path):
   full = train.train_and_evaluate(tiny_config, str(tmp_path / "full"))
   stopped = train.train_and_evaluate(tiny_config, str(tmp_path / "resumed"), stop_after_steps=3)
@@ -95,6 +97,7 @@ def test_resumed_run_equals_uninterrupted_run(tiny_config, tmp_path):
   assert resumed["test_mae"] == pytest.approx(full["test_mae"], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_cli_writes_checkpoints_events_and_results(tmp_path):
   cache = tmp_path.parent / f"{tmp_path.name}_xla"
   result = run_cli(tmp_path, {}, extra=[f"--compilation_cache={cache}",
@@ -150,6 +153,7 @@ def test_cli_rejects_unknown_config_field(tmp_path):
   assert "num_clustrs" in result.stderr
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint(tmp_path):
   env = dict(os.environ, JAX_PLATFORMS="cpu")
   cmd = [sys.executable, "-m", "clustercnn_jax.main", f"--config={RUNLOCAL}",
@@ -169,6 +173,7 @@ def test_sigterm_saves_a_checkpoint(tmp_path):
   assert len(steps) == 1 and 3 <= steps[0] < 100000
 
 
+@pytest.mark.slow
 def test_frozen_backbone_does_not_move(tiny_config, tmp_path):
   tiny_config.model.freeze_backbone = True
   tiny_config.num_train_steps = 2
@@ -227,6 +232,7 @@ def test_replicated_state_is_laid_out_as_the_step_returns_it():
   assert int(stepped["step"][0]) == 1
 
 
+@pytest.mark.slow
 def test_init_from_starts_where_the_source_ended(tiny_config, tmp_path):
   """Fine-tuning from a trained workdir starts from its parameters and centroids (no
   k-means++); with a zero learning rate they stay exactly the source's."""
@@ -277,6 +283,7 @@ def test_start_from_needs_no_random_initialisation(tiny_config):
   assert all(float(jnp.max(jnp.abs(x))) == 0 for x in jax.tree_util.tree_leaves(a.opt_state))
 
 
+@pytest.mark.slow
 def test_cpu_initialisation_draws_what_the_default_compilation_draws(tiny_config):
   """create_train_state compiles the initialisers at XLA's lowest optimisation on CPU;
   the weights must be those of a plain ``jax.jit(model.init)``."""
