@@ -6,7 +6,7 @@ Cold start: a fresh ``python -m clustercnn_jax.predict --workdir=DIR PHOTO`` pro
 from launch to its answer (imports, restore, compile, detect, predict). Warm: in one
 process after a warm-up, the median time per single-face photo, split into reading,
 detection and crop (``photos.read_photo``) and the model (``Predictor.outputs`` on its
-one face); and per face crop with no detection (``--no-detect``). Targets:
+one face); and per face crop with no detection (``--no_detect``). Targets:
 warm <= 100 ms per photo at 112-128 px, cold start <= 15 s.
 """
 
@@ -81,7 +81,7 @@ def main() -> None:
   print(f"| warm, per single-face photo | {photo_ms:.0f} ms | <= 100 ms |")
   print(f"|   of which read + detect + crop | {read_ms:.0f} ms | |")
   print(f"|   of which the model (one face) | {face_ms:.1f} ms | |")
-  print(f"| warm, per face crop (--no-detect) | {face_ms:.1f} ms | |")
+  print(f"| warm, per face crop (--no_detect) | {face_ms:.1f} ms | |")
 
 
 if __name__ == "__main__":

@@ -79,7 +79,7 @@ def read_photo(path: str, config: ml_collections.ConfigDict,
     photo.boxes.append(face.box)
     photo.eyes.append(face.eyes)
   if not photo.crops:
-    photo.error = f"{path}: no face found (--no-detect takes the file as a face crop)."
+    photo.error = f"{path}: no face found (--no_detect takes the file as a face crop)."
   return photo
 
 
