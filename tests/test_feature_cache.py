@@ -82,6 +82,7 @@ def frozen(config, cached, tmp_path):
   return config
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("taps", ["", "stage1"])
 def test_training_on_cached_features_matches_running_the_backbone(tiny_config, tmp_path, taps):
   """Same data, same random numbers: the cached run learns what the full one does (with
@@ -190,6 +191,7 @@ def test_feature_taps_above_the_cut_train_on_the_same_cached_activations(tiny_co
   np.testing.assert_allclose(ages, preds["cached"], atol=1e-3)
 
 
+@pytest.mark.slow
 def test_cached_views_are_the_mirrored_and_zoomed_crops(tiny_config, tmp_path):
   """With flip and scale jitter the cache holds four views of each face; view 1 is the
   frozen blocks' output for the mirror image (the flip the image path would draw)."""

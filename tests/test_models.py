@@ -136,6 +136,7 @@ def test_conv_with_matmul_kernel_gradient_equals_flax_conv(kernel, stride, paddi
     np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,kwargs,size", [
     ("googlenet", {"depth": 0.5}, 64), ("efficientnet_lite0", {}, 64),
     ("mobilenet_v2", {}, 64), ("small_cnn", {"widths": (8, 16)}, 32)])

@@ -1,6 +1,7 @@
 """The input pipeline: per-device shapes, every example once per epoch, resumable state."""
 
 import numpy as np
+import pytest
 
 from clustercnn_jax.data import pipeline
 from clustercnn_jax.data.dataset import ArrayDataset
@@ -33,6 +34,7 @@ def test_recorded_states_resume_exactly_even_when_read_ahead():
     np.testing.assert_array_equal(next(resumed)["ages"], reference[k])
 
 
+@pytest.mark.slow
 def test_worker_processes_give_the_same_order_and_resume():
   """grain_workers > 0 reads batches in child processes; each record is a whole batch, so
   the order is the same as with no workers, examples are drawn epoch by epoch, and a

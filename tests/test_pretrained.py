@@ -318,6 +318,7 @@ def test_reader_matches_real_torch_save(tmp_path, zip_format):
     np.testing.assert_array_equal(got, expected, err_msg=k)
 
 
+@pytest.mark.slow
 def test_pretrained_config_loads_backbone_and_normalisation(tiny_config):
   from clustercnn_jax import train
 
