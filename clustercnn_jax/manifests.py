@@ -153,14 +153,15 @@ def render(manifests: List[Dict[str, Any]]) -> str:
 
 def main(argv: List[str]) -> int:
   check = "--check" in argv
-  text = render(load_all())
+  found = load_all()
+  text = render(found)
   if check:
     same = os.path.exists(DOC) and open(DOC).read() == text
     print(f"{DOC}: {'up to date' if same else 'differs from results/: regenerate it'}")
     return 0 if same else 1
   os.makedirs(os.path.dirname(DOC), exist_ok=True)
   files.write_text(DOC, text)
-  print(f"wrote {DOC} from {len(load_all())} manifests in {RESULTS_DIR}")
+  print(f"wrote {DOC} from {len(found)} manifests in {RESULTS_DIR}")
   return 0
 
 
