@@ -125,6 +125,11 @@ def _minutes(seconds: float) -> str:
   return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
+def _by_threshold(cs: Dict[str, float]) -> Dict[str, float]:
+  """CS(θ) in order of θ (a manifest's JSON keys are strings, sorted as text)."""
+  return dict(sorted(cs.items(), key=lambda kv: float(kv[0])))
+
+
 def render(manifests: List[Dict[str, Any]]) -> str:
   """docs/results.md: the headline table, then each recipe's CS(θ) and MAE per decade."""
   lines = ["# Results", "",
@@ -147,7 +152,8 @@ def render(manifests: List[Dict[str, Any]]) -> str:
     lines += ["", f"## `{m['recipe']}`: {m['title']}", "", f"`{m['command']}`", "",
               f"MAE {m['mae']:.2f} over {m['num_examples']} predictions "
               f"({m['sub_runs']} run{'s' if m['sub_runs'] > 1 else ''} pooled); reruns: "
-              f"{', '.join(f'{r:.2f}' for r in m['reruns'])}.", "", *metric_tables(m)]
+              f"{', '.join(f'{r:.2f}' for r in m['reruns'])}.", "",
+              *metric_tables({**m, "cs": _by_threshold(m["cs"])})]
   return "\n".join(lines) + "\n"
 
 
