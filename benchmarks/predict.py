@@ -62,7 +62,7 @@ def main() -> None:
 
   model = load(args.workdir, batch_size=1)
   config = model.config
-  detector = photos.default_detector() if config.normalize_faces else None
+  detector = photos.default_detector() if config.face.normalize else None
   read = lambda: photos.read_photo(photo, config, detector)
   first = read()
   if len(first.crops) != 1:
@@ -74,7 +74,7 @@ def main() -> None:
   read_ms = median_ms(read, args.repeats)
   face_ms = median_ms(lambda: model.outputs(crop), args.repeats)
   print(f"model: {config.model.backbone} at {config.image_size} px "
-        f"({'eye-normalised' if config.normalize_faces else 'whole image'}); photo {photo}")
+        f"({'eye-normalised' if config.face.normalize else 'whole image'}); photo {photo}")
   print("| measure | time | target |")
   print("| --- | --- | --- |")
   print(f"| cold start (new process to answer) | {cold:.1f} s | <= 15 s |")

@@ -93,12 +93,12 @@ def main():
   args = p.parse_args()
   config = default.get_config()
   config.model.backbone = args.backbone
-  config.model.use_cluster = False  # the network itself, as benchmarks/vs_pytorch.py times it
+  config.model.cluster.enabled = False  # the network itself, as benchmarks/vs_pytorch.py times it
   config.image_size, config.batch_size = args.image_size, args.batch_size
   if not args.augment:
     config.flip, config.scale_jitter, config.colour_jitter = False, 0.0, 0.0
   if args.train_from:
-    config.model.train_from, config.model.cached_features = args.train_from, True
+    config.model.train_from, config.cache.enabled = args.train_from, True
 
   model = train.build_model(config)
   p_model = train.build_model(config, axis_name=train.AXIS)

@@ -6,7 +6,7 @@ Prints compile time, then the median step time and images/s over --steps
 steps (after --warmup), with the cluster module on and off so the module's
 own cost shows as a ratio measured in the same run. With --frozen it compares,
 for a frozen backbone, the step on images with the step on cached features
-(``model.cached_features``):
+(``cache.enabled``):
 
   python benchmarks/train_step.py --backbone=efficientnet_lite0 --image_size=112 --batch_size=64 --frozen
 
@@ -41,7 +41,7 @@ def time_step(config, steps, warmup):
   model = train.build_model(config)
   p_model = train.build_model(config, axis_name=train.AXIS)
   state = train.create_train_state(jax.random.PRNGKey(0), config, model, 1000)
-  if config.model.use_cluster:
+  if config.model.cluster.enabled:
     clusters = state.clusters
     clusters["cluster"]["centroids"] = jax.random.normal(jax.random.PRNGKey(1),
                                                          clusters["cluster"]["centroids"].shape)
@@ -56,7 +56,7 @@ def time_step(config, steps, warmup):
         {"params": state.params, "batch_stats": state.batch_stats}, x,
         method=type(model).frozen_part), jax.ShapeDtypeStruct((1, s, s, 3), np.float32)).shape
     images = rng.normal(size=(n, b, 1) + shape[1:]).astype(np.float32)
-  elif config.model.cached_features:  # one cached view of D features per example
+  elif config.cache.enabled:  # one cached view of D features per example
     d = state.clusters["cluster"]["centroids"].shape[1]  # (k, D) centroids
     images = rng.normal(size=(n, b, 1, d)).astype(np.float32)
   else:
@@ -82,11 +82,11 @@ def time_step(config, steps, warmup):
 
 
 def compare(config, args, field, labels):
-  """Median step time for each value of ``config.model.<field>`` (a dict value -> label);
-  ``field`` may be dotted ('backbone_kwargs.depthwise_impl')."""
+  """Median step time for each value of ``config.<field>`` (a dict value -> label), a
+  dotted field ('model.backbone_kwargs.depthwise_impl')."""
   times = {}
   *path, leaf = field.split(".")
-  node = config.model
+  node = config
   for p in path:
     node = node[p]
   for value, label in labels.items():
@@ -120,9 +120,9 @@ def main():
   if args.depth is not None:
     config.model.backbone_kwargs.depth = args.depth
   config.image_size, config.batch_size = args.image_size, args.batch_size
-  config.half_precision = args.bfloat16
+  config.model.half_precision = args.bfloat16
   if args.train_from:
-    config.model.train_from, config.model.cached_features = args.train_from, True
+    config.model.train_from, config.cache.enabled = args.train_from, True
   print(f"{jax.devices()[0].device_kind} x{jax.local_device_count()}, {args.backbone}, "
         f"{args.image_size}px, batch {args.batch_size}, {'bf16' if args.bfloat16 else 'f32'}"
         + (f", trained from {args.train_from} on cached activations" if args.train_from else ""))
@@ -131,17 +131,17 @@ def main():
               "auto": "auto (matmul <= 8x8)"}
     if args.skip_grouped:
       del labels["grouped"]
-    t = compare(config, args, "backbone_kwargs.depthwise_impl", labels)
+    t = compare(config, args, "model.backbone_kwargs.depthwise_impl", labels)
     if "grouped" in t:
       print(f"  speed-up of shifted slices over grouped: {t['grouped'] / t['slices']:.2f}x")
     print(f"  speed-up of auto over shifted slices: {t['slices'] / t['auto']:.2f}x")
   elif args.frozen:
     config.model.freeze_backbone = True
-    t = compare(config, args, "cached_features", {False: "images         ",
+    t = compare(config, args, "cache.enabled", {False: "images         ",
                                                    True: "cached features"})
     print(f"  speed-up of cached features: {t[False] / t[True]:.1f}x")
   else:
-    t = compare(config, args, "use_cluster", {True: "cluster module on ",
+    t = compare(config, args, "model.cluster.enabled", {True: "cluster module on ",
                                               False: "cluster module off"})
     print(f"  step time ratio, cluster on / off: {t[True] / t[False]:.3f}")
 

@@ -5,7 +5,7 @@
 
 Both sides: the same backbone (GoogLeNet at 128 px; EfficientNet-Lite0 and
 MobileNetV2 at 112 px), the same head (Dense(512) + ReLU + Dense(101): our
-``model.use_cluster=False`` ablation), the same loss (λ·CE + (1 − λ)·L1 on the
+``model.cluster.enabled=False`` ablation), the same loss (λ·CE + (1 − λ)·L1 on the
 expected age), Adam, batch norm in training mode, no augmentation, no dropout,
 random weights. Inference is the forward pass in evaluation mode. It prints
 images/s of each side and the ratio JAX ÷ PyTorch, all measured in this run.
@@ -105,7 +105,7 @@ def jax_rates(name: str, size: int, batch: int, steps: int, depthwise_impl: str)
   config = default.get_config()
   config.model.backbone, config.image_size, config.batch_size = name, size, batch
   config.max_age, config.loss.ce_weight, config.loss.sw_sb_weight = MAX_AGE, CE_WEIGHT, 0.0
-  config.model.use_cluster, config.model.cluster_features = False, 512
+  config.model.cluster.enabled, config.model.cluster.features = False, 512
   config.model.dropout_rate = 0.0
   config.flip, config.scale_jitter, config.colour_jitter = False, 0.0, 0.0
   if name != "googlenet":

@@ -127,8 +127,8 @@ def _check_shapes(item_dir: epath.Path, abstract: Any, workdir: str) -> None:
   if bad:
     raise ValueError(f"{workdir}: {len(bad)} arrays of the model its config.json builds do not "
                      f"match its checkpoint, e.g. {bad[:3]}. Was config.json edited (max_age, "
-                     "model.backbone, model.use_cluster, model.num_clusters, "
-                     "model.cluster_features)?")
+                     "model.backbone, model.cluster.enabled, model.cluster.num_clusters, "
+                     "model.cluster.features)?")
 
 
 def save_config(workdir: str, config: ml_collections.ConfigDict) -> None:

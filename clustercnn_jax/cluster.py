@@ -30,23 +30,6 @@ Read next to the paper:
   on the stored centroids. (With a frozen backbone nothing upstream of x
   learns, so the whole S_w / S_b term has no gradient either way.)
 
-Our extension, not the paper's: ``temperature`` T divides the assignment logits,
-p(c|x) ∝ ||x - u_c||^(-2/T). In a high-dimensional feature space the distances to
-all centroids are nearly equal, so at T = 1 the sampled assignment is close to
-uniform and the momentum update pulls every centroid to the mean; T < 1 sharpens
-p towards the nearest centroid (T -> 0 is hard assignment).
-
-Also ours: ``eval_assignment='expected'`` replaces evaluation's nearest centroid
-by the expectation of the branch output over p(c|x), v = sum_c p(c|x) phi(W_c (x -
-u_c) + b_c): every branch at once, one einsum over (k, D) with the cluster axis
-kept, then weighted by p. Training, and the reported cluster, are unchanged.
-
-Also ours: ``hard_steps`` N > 0 takes the nearest centroid for the first N training steps
-and samples only after them: the centroids settle where the data are before the draws
-(near uniform at T = 1) start pulling them together. A ``step`` counter in ``clusters``
-(present only when N > 0, so checkpoints of the paper's setting keep their layout) says
-when.
-
 Dead clusters: ``idle_steps`` counts the training steps since a cluster last
 received an example. Once it exceeds ``reseed_after`` the cluster (the
 longest-idle one, one per step) is moved onto the batch example that lies
@@ -64,7 +47,6 @@ import numpy as np
 from clustercnn_jax.random_keys import example_keys, shard_offset
 
 CLUSTERS = "clusters"
-EVAL_ASSIGNMENTS = ("nearest", "expected")  # the paper's, and ours (the docstring says how)
 
 
 def squared_distances(x: jnp.ndarray, centroids: jnp.ndarray) -> jnp.ndarray:
@@ -95,9 +77,6 @@ class ClusterModule(nn.Module):
   momentum: float = 0.999
   sample_in_train: bool = True
   reseed_after: int = 1000
-  temperature: float = 1.0  # our extension: p(c|x) ∝ ||x - u_c||^(-2 / T); 1 is the paper
-  eval_assignment: str = "nearest"  # the paper; 'expected' (ours): E over p(c|x) of v
-  hard_steps: int = 0  # ours: nearest centroid for this many training steps, then sampling
   eps: float = 1e-6
   activation: Callable[[jnp.ndarray], jnp.ndarray] = nn.relu
   axis_name: Optional[str] = None
@@ -116,29 +95,16 @@ class ClusterModule(nn.Module):
     u = centroids.value
     diff = x[:, None, :] - u[None]  # (B, k, D): x - u_c for every cluster.
     d2 = jnp.sum(jnp.square(diff), axis=-1)
-    logits = assignment_logits(d2, self.eps) / self.temperature
+    logits = assignment_logits(d2, self.eps)
     probs = jax.nn.softmax(logits, axis=-1)
 
-    nearest = jnp.argmin(d2, axis=-1)
-    if self.hard_steps > 0:
-      step = self.variable(CLUSTERS, "step", jnp.zeros, (), jnp.int32)
     if train and self.sample_in_train:
       assign = self._sample(logits)
-      if self.hard_steps > 0:
-        assign = jnp.where(step.value < self.hard_steps, nearest, assign)
     else:
-      assign = nearest
+      assign = jnp.argmin(d2, axis=-1)
     onehot = jax.nn.one_hot(assign, k, dtype=x.dtype)  # (B, k)
-
-    if not train and self.eval_assignment == "expected":
-      branches = self.activation(jnp.einsum("bkd,kdf->bkf", diff, kernel) + bias)
-      v = jnp.einsum("bk,bkf->bf", probs, branches)
-    elif self.eval_assignment in EVAL_ASSIGNMENTS:
-      masked = onehot[:, :, None] * diff  # only the assigned cluster's row survives
-      v = self.activation(jnp.einsum("bkd,kdf->bf", masked, kernel) + onehot @ bias)
-    else:
-      raise ValueError(f"eval_assignment={self.eval_assignment!r}: use 'nearest' (the "
-                       "paper) or 'expected'.")
+    masked = onehot[:, :, None] * diff  # only the assigned cluster's row survives
+    v = self.activation(jnp.einsum("bkd,kdf->bf", masked, kernel) + onehot @ bias)
 
     dist_assigned = jnp.sqrt(jnp.sum(onehot * d2, axis=-1) + self.eps)  # (B,)
     s_w = jnp.mean(dist_assigned)
@@ -165,8 +131,6 @@ class ClusterModule(nn.Module):
                                  jax.lax.stop_gradient(dist_assigned))
       centroids.value = new_u
       idle_steps.value = idle
-      if self.hard_steps > 0:
-        step.value = step.value + 1
 
     aux = {
         "assign": assign,

@@ -5,8 +5,7 @@ from typing import List, Tuple
 
 import ml_collections
 
-from clustercnn_jax import (checkpoint, cluster, data, feature_cache, models, optimizers,
-                            pretrained)
+from clustercnn_jax import checkpoint, data, feature_cache, models, optimizers, pretrained
 from clustercnn_jax.data import splits
 from clustercnn_jax.models import blocks
 from clustercnn_jax.models import model as model_lib
@@ -44,7 +43,6 @@ def validate(config: ml_collections.ConfigDict, *, need_weights: bool = True) ->
     if need_weights:
       pretrained.resolve(config.model.backbone, config.pretrained)  # says where to get them
   m = config.model
-  _choice(m.feature_tap_stats, model_lib.TAP_STATS, "model.feature_tap_stats")
   taps = model_lib.feature_taps(config)
   if m.train_from or taps:
     block_list = models.get_backbone(m.backbone, **m.backbone_kwargs.to_dict()).blocks(False)
@@ -63,18 +61,13 @@ def validate(config: ml_collections.ConfigDict, *, need_weights: bool = True) ->
                          f"model.train_from={m.train_from!r}, so its output is never "
                          f"computed in training; tap {lowest!r} (that input) or a later "
                          "block, or move train_from down.")
-  if m.cached_features and not (m.freeze_backbone or m.train_from):
-    raise ValueError("model.cached_features=True needs frozen blocks to cache: "
+  if config.cache.enabled and not (m.freeze_backbone or m.train_from):
+    raise ValueError("cache.enabled=True needs frozen blocks to cache: "
                      "--config.model.freeze_backbone=True or --config.model.train_from=BLOCK; "
                      "the output of blocks that are being trained changes every step.")
-  _choice(config.feature_cache_dtype, feature_cache.CACHE_DTYPES, "feature_cache_dtype")
-  _choice(m.eval_assignment, cluster.EVAL_ASSIGNMENTS, "model.eval_assignment")
-  _choice(m.feature_norm, model_lib.FEATURE_NORMS, "model.feature_norm")
-  if m.hard_assignment_steps < 0:
-    raise ValueError(f"model.hard_assignment_steps={m.hard_assignment_steps}: use 0 (off, the "
-                     "paper) or a number of training steps.")
-  if config.eval_flip and m.cached_features and not config.flip:
-    raise ValueError("config.eval_flip=True with cached features reads the cached mirror "
+  _choice(config.cache.dtype, feature_cache.CACHE_DTYPES, "cache.dtype")
+  if config.eval.flip and config.cache.enabled and not config.flip:
+    raise ValueError("config.eval.flip=True with cached features reads the cached mirror "
                      "image, which the cache holds only with --config.flip=True.")
   if config.init_from and not checkpoint.has_checkpoint(config.init_from):
     raise FileNotFoundError(f"config.init_from={config.init_from!r} holds no checkpoint: pass "
@@ -84,15 +77,15 @@ def validate(config: ml_collections.ConfigDict, *, need_weights: bool = True) ->
 # What a resumed run may change: how long it trains and how often it logs and saves. Every
 # other field describes the model or the data it was trained on, and changing it under a
 # checkpoint either crashes the restore or silently trains another model.
-RESUME_FIELDS = ("num_train_steps", "num_epochs", "log_every_steps", "eval_every_steps",
+RESUME_FIELDS = ("num_train_steps", "num_epochs", "log_every_steps", "eval.every_steps",
                  "checkpoint_every_steps", "keep_checkpoints", "grain_workers")
 # May change while they point at the same files (another spelling, another working directory).
-PATH_FIELDS = ("data.manual_dir", "data.data_dir", "feature_cache_dir", "pretrained",
+PATH_FIELDS = ("data.manual_dir", "data.data_dir", "cache.dir", "pretrained",
                "init_from")
 
 
 def flat_fields(config: ml_collections.ConfigDict, prefix: str = "") -> dict:
-  """{'model.num_clusters': 5, ...}: every leaf field by its dotted name."""
+  """{'model.cluster.num_clusters': 5, ...}: every leaf field by its dotted name."""
   out = {}
   for k, v in config.items():
     if isinstance(v, ml_collections.ConfigDict):

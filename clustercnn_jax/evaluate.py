@@ -26,7 +26,7 @@ from clustercnn_jax.predictor import Predictor, load
 
 FLAGS = flags.FLAGS
 SPLITS = ("test", "train", "all")
-EVAL_FIELDS = ("eval_flip", "model.eval_assignment")  # how to evaluate, not what was trained
+EVAL_FIELDS = ("eval.flip",)  # how to evaluate, not what was trained
 
 
 def model_fields_changed(saved: ml_collections.ConfigDict,
@@ -88,7 +88,7 @@ def evaluate(predictor: Predictor, config: ml_collections.ConfigDict, out_dir: s
     start = (ds.images.shape[1] - size) // 2
     kwargs = dict(faces=ds.images[:, start:start + size, start:start + size],
                   assign=out["cluster"], distance=distance,
-                  num_clusters=config.model.num_clusters)
+                  num_clusters=config.model.cluster.num_clusters)
   title = title or f"{config.data.name} ({split}): a {predictor.config.data.name}-trained model"
   files = report.write(out_dir, out["age"], ds.ages, title,
                        extra={"dataset": config.data.name, "split": split}, **kwargs)

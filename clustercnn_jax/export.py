@@ -13,7 +13,7 @@ numpy only, not this package:
 Crops are the face normalisation the model was trained on, at S =
 ``image_size``: ``data.faces.crop_face(photo, eyes, S, alpha, eye_height)``
 with the sidecar's values (or the whole photo resized when
-``normalize_faces`` is false).
+``face.normalize`` is false).
 """
 
 from typing import Any, Dict, Optional, Sequence
@@ -55,7 +55,7 @@ def sidecar(config: ml_collections.ConfigDict, exported: jax.export.Exported,
       "output": {"shape": ["N"], "dtype": "float32", "meaning": "expected age, years"},
       "image_size": config.image_size,
       "config": f"{config.data.name}/{config.model.backbone}",
-      "normalize_faces": bool(config.normalize_faces),
+      "normalize_faces": bool(config.face.normalize),
       "face": {"alpha": config.face.alpha, "eye_height": config.face.eye_height},
       "max_age": config.max_age,
       "step": step,

@@ -2,7 +2,7 @@
 
 Frozen blocks (the whole backbone with ``model.freeze_backbone``, or those before
 ``model.train_from``) give a face the same output at every step, so running them
-at every step is wasted work: ``model.cached_features`` runs them once per image
+at every step is wasted work: ``cache.enabled`` runs them once per image
 and per view (``preprocess.views``: the evaluation crop, its mirror image and two
 zooms, what is left of the augmentation) and trains the rest on the stored
 arrays. On a CPU this turns the 82 FG-NET folds from days into minutes, and
@@ -34,7 +34,7 @@ from clustercnn_jax.data.images import digests as image_digests
 from clustercnn_jax.data.preprocess import preprocess_view, views
 from clustercnn_jax.models.model import AgeModel, feature_taps, frozen_blocks_params
 
-CACHE_DTYPES = ("float32", "float16")  # config.feature_cache_dtype: how a cache stores arrays
+CACHE_DTYPES = ("float32", "float16")  # config.cache.dtype: how a cache stores arrays
 
 
 def weights_digest(tree: Any) -> str:
@@ -127,7 +127,7 @@ def feature_datasets(state: Any, model: AgeModel, config: ml_collections.ConfigD
   """``datasets`` with each image replaced by its frozen blocks' output for each of
   ``preprocess.views(config)`` (N, V, ...), cached; the train step picks a view per example."""
   if config.colour_jitter:
-    logging.warning("model.cached_features: the frozen blocks run once per view, so "
+    logging.warning("cache.enabled: the frozen blocks run once per view, so "
                     "colour_jitter is not applied (flip and scale jitter become fixed views).")
   m = config.model
   view_list = views(config)
@@ -136,19 +136,19 @@ def feature_datasets(state: Any, model: AgeModel, config: ml_collections.ConfigD
   key = cache_key(
       (m.backbone, models.revision(m.backbone), sorted(m.backbone_kwargs.to_dict().items()),
        config.image_size, tuple(map(tuple, pretrained.input_normalization(config))),
-       config.half_precision, "features" if m.freeze_backbone else m.train_from, view_list,
-       config.feature_cache_dtype) + ((tuple(sorted(taps)), m.feature_tap_stats) if taps else ()),
+       config.model.half_precision, "features" if m.freeze_backbone else m.train_from, view_list,
+       config.cache.dtype) + ((tuple(sorted(taps)), "mean") if taps else ()),
       weights_digest(frozen))
 
   @jax.jit
   def embed(variables, images):
     out = [model.apply(variables, preprocess_view(config, images, zoom, flip),
                        method=AgeModel.frozen_part) for zoom, flip in view_list]
-    return jnp.stack(out, axis=1).astype(config.feature_cache_dtype)
+    return jnp.stack(out, axis=1).astype(config.cache.dtype)
 
   out = []
   for ds in datasets:
     feats = cached_features(ds.images, functools.partial(embed, frozen), key,
-                            config.feature_cache_dir, config.batch_size)
+                            config.cache.dir, config.batch_size)
     out.append(ArrayDataset(feats, ds.ages, ds.person_ids))
   return out

@@ -1,12 +1,12 @@
 """What a trained model computes for a batch, and what kind of input the batch holds.
 
 One home for evaluation's forward pass (the expected age, averaged with the mirror
-image's under ``eval_flip``), for embeddings, and for turning a batch's ``images`` into
+image's under ``eval.flip``), for embeddings, and for turning a batch's ``images`` into
 the model's input: ``train.eval_step``, k-means++, the ``Predictor`` and the export all
 call these, so an age is computed one way.
 
 A batch's ``images`` are one of two kinds, chosen once (``inputs_for``): uint8 face crops
-preprocessed on device (``ImageInputs``), or, with ``model.cached_features``, the frozen
+preprocessed on device (``ImageInputs``), or, with ``cache.enabled``, the frozen
 blocks' output for each face's fixed views (B, V, ...) (``CachedInputs``; the views are
 ``preprocess.views``: the evaluation crop first, its mirror second).
 """
@@ -72,13 +72,13 @@ Inputs = Union[ImageInputs, CachedInputs]
 
 
 def inputs_for(config: ml_collections.ConfigDict) -> Inputs:
-  """The kind of input a training run's batches hold (``model.cached_features``)."""
-  return CachedInputs(config) if config.model.cached_features else ImageInputs(config)
+  """The kind of input a training run's batches hold (``cache.enabled``)."""
+  return CachedInputs(config) if config.cache.enabled else ImageInputs(config)
 
 
 def outputs(model: Any, variables: Dict[str, Any], inputs: Inputs, images: jnp.ndarray,
             eval_flip: bool) -> Dict[str, jnp.ndarray]:
-  """Per example, in inference mode: age (the expected age; with ``eval_flip`` the mean of
+  """Per example, in inference mode: age (the expected age; with ``eval.flip`` the mean of
   the face's and its mirror image's), std (of the softmax over ages) and, with a cluster
   module, cluster (the assignment), probs (p(c|x)) and p (p(cluster|x))."""
   apply = lambda x: model.apply(variables, x, train=False, cached=inputs.cached)

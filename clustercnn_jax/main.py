@@ -2,7 +2,7 @@
 
   python -m clustercnn_jax.main --config=configs/demo.py --workdir=/tmp/demo
 
-Any config field can be overridden, e.g. ``--config.model.num_clusters=3``;
+Any config field can be overridden, e.g. ``--config.model.cluster.num_clusters=3``;
 an unknown field is an error. Running again with the same workdir resumes.
 Several processes (pod hosts, GPU machines) run the same command with
 ``--multihost``; see launch/ and docs/pods.md.

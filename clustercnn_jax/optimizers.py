@@ -7,6 +7,7 @@ import optax
 from clustercnn_jax.models.model import trained_variables
 
 SCHEDULES = ("constant", "cosine")
+SGD_MOMENTUM = 0.9
 OPTIMIZERS = ("adam", "sgd")
 
 
@@ -26,16 +27,13 @@ def learning_rate_schedule(config: ml_collections.ConfigDict, total_steps: int) 
 
 
 def make_optimizer(config: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
-  """Adam (AdamW with ``weight_decay``) or SGD; frozen blocks (``freeze_backbone``,
-  ``train_from``) get zero updates, so weight decay leaves them alone too."""
+  """Adam or SGD with momentum 0.9; frozen blocks (``freeze_backbone``, ``train_from``)
+  get zero updates."""
   schedule = learning_rate_schedule(config, total_steps)
   if config.optimizer == "adam":
-    tx = optax.adamw(schedule, weight_decay=config.weight_decay) if config.weight_decay \
-        else optax.adam(schedule)
+    tx = optax.adam(schedule)
   elif config.optimizer == "sgd":
-    tx = optax.sgd(schedule, momentum=config.sgd_momentum, nesterov=False)
-    if config.weight_decay:
-      tx = optax.chain(optax.add_decayed_weights(config.weight_decay), tx)
+    tx = optax.sgd(schedule, momentum=SGD_MOMENTUM, nesterov=False)
   else:
     raise ValueError(f"Unknown optimizer {config.optimizer!r}; use one of {OPTIMIZERS}.")
   if config.model.freeze_backbone or config.model.train_from:

@@ -48,7 +48,7 @@ def forward(config: ml_collections.ConfigDict, model: Any, variables: Dict[str, 
   std and, with a cluster module, cluster, p and probs), as training's evaluation computes
   them. Always from images: a model trained on cached features is a whole model."""
   return inference.outputs(model, variables, inference.ImageInputs(config), images,
-                           bool(config.get("eval_flip")))
+                           bool(config.eval.flip))
 
 
 def central_crops(images: np.ndarray, size: int) -> np.ndarray:
@@ -131,8 +131,8 @@ class Predictor:
 
   def clusters(self, images: np.ndarray) -> Clusters:
     """The nearest cluster of each face, with p(c|x); models without clusters refuse."""
-    if not self.config.model.use_cluster:
-      raise ValueError("This model has no cluster module (config.model.use_cluster=False).")
+    if not self.config.model.cluster.enabled:
+      raise ValueError("This model has no cluster module (config.model.cluster.enabled=False).")
     out = self.outputs(images)
     return Clusters(out["cluster"], out["p"], out["probs"])
 
@@ -143,7 +143,7 @@ class Predictor:
   def iter_files(self, paths: Sequence[str], detect: bool = True,
                  keep_images: bool = False) -> Iterator[Tuple[photos.Photo, List[Dict[str, Any]]]]:
     """(photo, its rows) per file in order; faces of several files share a batch."""
-    if detect and self.config.normalize_faces and self._detector is None:
+    if detect and self.config.face.normalize and self._detector is None:
       self._detector = photos.default_detector()
     pending, num_faces = [], 0
     for photo in photos.read_photos(paths, self.config, self._detector, detect):

@@ -53,24 +53,24 @@ RECIPES: Dict[str, Recipe] = {r.name: r for r in (
     Recipe("utkface_partial", "UTKFace, one network: Lite0's top eight blocks fine-tuned on "
            "cached activations, no cluster module", "UTKFace", "seed-0 80/20 split",
            (Stage("utkface", "train", "configs/utkface.py:partial",
-                  {"model.use_cluster": False}),)),
+                  {"model.cluster.enabled": False}),)),
     Recipe("fgnet_imagenet", "FG-NET from ImageNet: frozen Lite2 at 260 px with stage taps, "
            "no cluster module", "FG-NET", "leave one person out, 82 folds",
            (Stage("lopo", "lopo", "configs/fgnet.py:frozen",
-                  {**_LITE2, "image_size": 260, "model.use_cluster": False}),)),
+                  {**_LITE2, "image_size": 260, "model.cluster.enabled": False}),)),
     Recipe("fgnet_frozen_taps", "FG-NET from ImageNet on the smallest budget: frozen Lite0 "
            "at 112 px with stage taps, no cluster module", "FG-NET",
            "leave one person out, 82 folds",
            (Stage("lopo", "lopo", "configs/fgnet.py:frozen,taps",
-                  {"model.use_cluster": False}),)),
+                  {"model.cluster.enabled": False}),)),
     Recipe("fgnet_from_utkface", "FG-NET from UTKFace pretraining: `utkface_partial` with "
            "taps, then its backbone frozen on each fold", "FG-NET",
            "leave one person out, 82 folds",
            (Stage("utkface", "train", "configs/utkface.py:partial,taps",
-                  {"model.use_cluster": False}),
+                  {"model.cluster.enabled": False}),
             Stage("lopo", "lopo", "configs/fgnet.py:frozen",
-                  {"max_age": 116, "flip": True, "eval_flip": True,
-                   "model.use_cluster": False,
+                  {"max_age": 116, "flip": True, "eval.flip": True,
+                   "model.cluster.enabled": False,
                    "model.feature_taps": "_blocks_7,_blocks_10,_blocks_14"},
                   init_from="utkface"))),
     Recipe("fgnet_paper", "the paper's FG-NET protocol: half-depth ImageNet GoogLeNet end to "
@@ -104,7 +104,7 @@ def shrink(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.data.max_examples = 96 if config.data.split.kind == "random" else 0
   if config.model.backbone == "small_cnn":
     config.model.backbone_kwargs.widths = (8, 16)
-  config.kmeans_examples, config.batch_size, config.num_train_steps = 32, 16, 2
+  config.model.cluster.kmeans_examples, config.batch_size, config.num_train_steps = 32, 16, 2
   config.warmup_steps = 0
   config.bn_recalibration_batches = min(config.bn_recalibration_batches, 1)
   if config.model.backbone == "googlenet":

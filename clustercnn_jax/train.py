@@ -123,7 +123,7 @@ def eval_step(state: TrainState, batch: Dict[str, jnp.ndarray], *, model: AgeMod
   """Predicted ages (nearest-centroid assignment) and cluster of each example."""
   variables = {"params": state.params, "batch_stats": state.batch_stats,
                "clusters": state.clusters}
-  out = inference.outputs(model, variables, inputs, batch["images"], config.eval_flip)
+  out = inference.outputs(model, variables, inputs, batch["images"], config.eval.flip)
   return {"pred": out["age"], **({"assign": out["cluster"]} if "cluster" in out else {})}
 
 
@@ -150,15 +150,14 @@ def compute_features(state: TrainState, model: AgeModel, ds: ArrayDataset,
 def init_centroids(state: TrainState, model: AgeModel, train_ds: ArrayDataset,
                    config: ml_collections.ConfigDict, inputs: Inputs) -> TrainState:
   """k-means++ (plus Lloyd steps) on features of ``kmeans_examples`` training images."""
-  if not config.model.use_cluster:
+  if not config.model.cluster.enabled:
     return state
-  n = min(config.kmeans_examples, len(train_ds))
+  n = min(config.model.cluster.kmeans_examples, len(train_ds))
   idx = np.sort(np.random.default_rng([config.seed, 1]).choice(len(train_ds), n, replace=False))
   subset = train_ds.subset(idx)
   t0 = time.time()
   feats = compute_features(state, model, subset, config, inputs)
-  centres = kmeans.fit(jax.random.PRNGKey(config.seed), feats, config.model.num_clusters,
-                       config.kmeans_iterations)
+  centres = kmeans.fit(jax.random.PRNGKey(config.seed), feats, config.model.cluster.num_clusters)
   logging.info("k-means++ on %d features of dimension %d: %.1fs", n, feats.shape[1],
                time.time() - t0)
   clusters = flax.core.unfreeze(state.clusters)
@@ -180,7 +179,7 @@ def evaluate(p_eval_step, state: TrainState, ds: ArrayDataset,
             "num_examples": len(ds), "predictions": pred}
   if assigns:
     result["cluster_counts"] = np.bincount(np.concatenate(assigns),
-                                           minlength=config.model.num_clusters).tolist()
+                                           minlength=config.model.cluster.num_clusters).tolist()
   return result
 
 
@@ -372,7 +371,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                      f"{summary['sw_sb']:.3f}" if "sw_sb" in summary else "-",
                      summary["images_per_sec"], format_seconds(eta))
         pending, t_log, step_log = [], time.time(), step
-      if config.eval_every_steps and step % config.eval_every_steps == 0 and step < total_steps:
+      if config.eval.every_steps and step % config.eval.every_steps == 0 and step < total_steps:
         ev = evaluate(p_eval_step, state, test_ds, config, num_devices)
         writer.write_scalars(step, {"test/mae": ev["mae"]})
         logging.info("step %d  test MAE %.3f", step, ev["mae"])

@@ -96,8 +96,8 @@ def start_from(state: TrainState, variables: Dict[str, Any], source: str = "the 
   if bad:
     raise ValueError(f"config.init_from: the model differs from {source} in {len(bad)} "
                      f"arrays, e.g. {bad[:3]}. Match its max_age (the head covers ages "
-                     "0..max_age), model.backbone, model.use_cluster, model.num_clusters and "
-                     "model.cluster_features (--config.max_age=... etc.).")
+                     "0..max_age), model.backbone, model.cluster.enabled, model.cluster.num_clusters and "
+                     "model.cluster.features (--config.max_age=... etc.).")
   cast = lambda t, ref: jax.tree_util.tree_map(lambda x, r: jnp.asarray(x, r.dtype), t, ref)
   params = cast(variables["params"], state.params)
   # A fresh optimiser state for these parameters (``state`` may be abstract).

@@ -1,14 +1,14 @@
 """Defaults shared by every config: the paper's training recipe (section 4).
 
-Every field is overridable on the command line, e.g. ``--config.model.num_clusters=3``.
+Every field is overridable on the command line, e.g. ``--config.model.cluster.num_clusters=3``.
 Each factor of the paper's Table 2 is one field:
 
-  pretrained          '' (random init) or ImageNet weights: a .pth path or a package name
-  optimizer           'adam' | 'sgd'
-  loss.ce_weight      λ; 0 turns the classification loss off (L1 only)
-  normalize_faces     eye-based face normalisation on/off (dataset builders)
-  model.use_cluster   cluster module on/off
-  model.num_clusters  k
+  pretrained                   '' (random init) or ImageNet weights: a .pth path or a package name
+  optimizer                    'adam' | 'sgd'
+  loss.ce_weight               λ; 0 turns the classification loss off (L1 only)
+  face.normalize               eye-based face normalisation on/off (dataset builders)
+  model.cluster.enabled        cluster module on/off
+  model.cluster.num_clusters   k
 """
 
 from typing import Any, Optional
@@ -35,74 +35,65 @@ def get_config() -> ml_collections.ConfigDict:
   ))
   config.image_size = 128
   config.max_age = 100  # softmax over integer ages 0..max_age
-  config.normalize_faces = True
-  # Face normalisation (paper section 3.1): a square of side alpha * l around the eyes
-  # (l: inter-eye distance), eyes at eye_height of the crop's height. alpha = 2.5 spans
-  # brow to chin; eyes at 0.4 leave room for mouth and chin. no_face: 'centre' (centre
-  # crop) or 'skip' for images where no face or eyes are found.
-  config.face = ml_collections.ConfigDict(dict(alpha=2.5, eye_height=0.4, no_face="centre"))
+  # Face normalisation (paper section 3.1), done by the dataset builders: a square of side
+  # alpha * l around the eyes (l: inter-eye distance), eyes at eye_height of the crop's
+  # height. alpha = 2.5 spans brow to chin; eyes at 0.4 leave room for mouth and chin.
+  # no_face: 'centre' (centre crop) or 'skip' for images where no face or eyes are found.
+  # normalize=False: the whole image, resized.
+  config.face = ml_collections.ConfigDict(dict(normalize=True, alpha=2.5, eye_height=0.4,
+                                               no_face="centre"))
   config.grain_workers = 0  # > 0: batch in that many worker processes
   config.flip = True
   # ε: the crop side varies by ±10% in training (on the device). Part of face
-  # normalisation: with normalize_faces=False the whole image is used and ε is off.
+  # normalisation: with face.normalize=False the whole image is used and ε is off.
   config.scale_jitter = 0.1
   config.colour_jitter = 0.5  # 0: none; 1: brightness ±0.2, contrast ±30%
   config.mean = (0.485, 0.456, 0.406)  # ImageNet statistics (RGB, in [0, 1])
   config.std = (0.229, 0.224, 0.225)
 
-  # Model.
+  # Model: the backbone and its training (cut, taps), then the cluster module.
   config.model = ml_collections.ConfigDict()
   config.model.backbone = "googlenet"
   config.model.backbone_kwargs = ml_collections.ConfigDict()
-  config.model.use_cluster = True
-  config.model.num_clusters = 5
-  config.model.cluster_features = 512
-  config.model.momentum = 0.999
-  config.model.sample_in_train = True  # False: nearest centroid in training too (ablation)
-  # Our extension, not the paper's (1.0): p(c|x) ∝ ||x - u_c||^(-2/T); T < 1 sharpens the
-  # sampled assignment towards the nearest centroid (cluster.py says why).
-  config.model.assign_temperature = 1.0
-  # Our extension, not the paper's ('nearest'): 'expected' evaluates with the mean of the
-  # branch outputs weighted by p(c|x) instead of the nearest centroid's branch.
-  config.model.eval_assignment = "nearest"
-  # Our extensions, not the paper's (0, 'none'): the nearest centroid for the first N
-  # training steps before sampling starts; 'l2' scales the features x to norm sqrt(D)
-  # before the cluster module (and the ablation's fc layer) sees them.
-  config.model.hard_assignment_steps = 0
-  config.model.feature_norm = "none"
-  # Our extension, not the paper's (''): comma-separated backbone blocks ('_blocks_7,_blocks_10')
-  # whose output, averaged over space, is appended to the features x. Mid-level blocks see
-  # skin texture that the last, object-tuned layer pools away. Not with train_from.
-  config.model.feature_taps = ""
-  config.model.feature_tap_stats = "mean"  # 'mean_std' adds each tapped map's spatial std
-  config.model.reseed_after = 1000  # steps without an example before a cluster is re-seeded
   config.model.dropout_rate = 0.2
-  config.model.sync_batch_norm = True
+  config.model.half_precision = False  # bfloat16 compute in the backbone
   config.model.freeze_backbone = False  # True: train only the cluster module and head
   # Partial fine-tuning: a backbone block (e.g. '_blocks_11' of EfficientNet-Lite0, whose
   # MBConv blocks are _blocks_0.._blocks_15, Lite1/2's .._blocks_20; the blocks are listed
   # by an unknown name's error) from which on the backbone trains; the
   # blocks before it are frozen. '' = the whole backbone trains (or none: freeze_backbone).
   config.model.train_from = ""
-  # With freeze_backbone or train_from: run the frozen blocks once per image and view
-  # (the evaluation crop, plus its mirror with flip, plus two zooms with scale_jitter) and
-  # train on their cached outputs (feature_cache_dir): minutes instead of hours on a CPU.
-  config.model.cached_features = False
-  config.feature_cache_dir = "~/.cache/clustercnn_jax/features"
-  # Storage: 'float16' halves memory and disk and moves predictions by ~1e-3 years.
-  config.feature_cache_dtype = "float32"
+  # Ours, not the paper's (''): comma-separated backbone blocks ('_blocks_7,_blocks_10')
+  # whose output, averaged over space, is appended to the features x. Mid-level blocks see
+  # skin texture that the last, object-tuned layer pools away.
+  config.model.feature_taps = ""
+  # The cluster module: its fields are those of cluster.ClusterModule (built from this
+  # sub-dict), plus whether it is on and how its centroids start.
+  config.model.cluster = ml_collections.ConfigDict(dict(
+      enabled=True,  # False: one Dense+ReLU layer of the same width (the ablation)
+      num_clusters=5,  # k
+      features=512,  # the width of each branch's output v
+      momentum=0.999,
+      sample_in_train=True,  # False: nearest centroid in training too (ablation)
+      reseed_after=1000,  # steps without an example before a cluster is re-seeded
+      kmeans_examples=5000,  # k-means++ initialisation on this many training features
+  ))
   # ImageNet weights for the backbone: a .pth path or a package carrying one ('' = random
   # init). See clustercnn_jax/pretrained/__init__.py; the checkpoint's input normalisation
-  # then replaces mean/std below.
+  # then replaces mean/std above.
   config.pretrained = ""
-  config.half_precision = False  # bfloat16 compute in the backbone
   # A trained workdir to fine-tune from (its backbone, cluster module and head; the
   # optimiser starts afresh): e.g. UTKFace pretraining for FG-NET. '' = ImageNet/random.
   config.init_from = ""
 
-  # Cluster initialisation: k-means++ on backbone features of training images.
-  config.kmeans_examples = 5000
-  config.kmeans_iterations = 10
+  # With freeze_backbone or train_from: run the frozen blocks once per image and view
+  # (the evaluation crop, plus its mirror with flip, plus two zooms with scale_jitter) and
+  # train on their cached outputs: minutes instead of hours on a CPU.
+  config.cache = ml_collections.ConfigDict(dict(
+      enabled=False,
+      dir="~/.cache/clustercnn_jax/features",
+      dtype="float32",  # 'float16' halves memory and disk; predictions move by ~1e-3 years
+  ))
 
   # Loss: λ·CE + (1 − λ)·L1 + γ·S_w/S_b. The paper gives neither λ nor γ: 0.5 and 0.1
   # are our choices, not the paper's.
@@ -113,24 +104,26 @@ def get_config() -> ml_collections.ConfigDict:
   config.learning_rate = 1e-4
   config.lr_schedule = "constant"  # 'constant' | 'cosine'
   config.warmup_steps = 0
-  config.sgd_momentum = 0.9
-  config.weight_decay = 0.0
   config.batch_size = 128  # global, split evenly over local devices
   config.num_epochs = 5.0
   config.num_train_steps = -1  # > 0 overrides num_epochs
 
   # Bookkeeping.
   config.log_every_steps = 50
-  config.eval_every_steps = 0  # 0: evaluate at the end only
+  config.checkpoint_every_steps = 500
+  config.keep_checkpoints = 3
   # > 0: after the last step, each trained BatchNorm's running statistics become the mean
   # of its batch statistics on this many training batches under the final weights
   # ("precise BN"; running averages lag weights that move fast). 0: the running averages.
   config.bn_recalibration_batches = 0
-  # Our extension, not the paper's: the predicted age is the mean of the expected ages of
-  # the face and its mirror image (test-time augmentation; the cluster is the face's).
-  config.eval_flip = False
-  config.checkpoint_every_steps = 500
-  config.keep_checkpoints = 3
+
+  # Evaluation.
+  config.eval = ml_collections.ConfigDict(dict(
+      every_steps=0,  # 0: evaluate at the end only
+      # Ours, not the paper's: the predicted age is the mean of the expected ages of the
+      # face and its mirror image (test-time augmentation; the cluster is the face's).
+      flip=False,
+  ))
   return config
 
 
@@ -169,9 +162,9 @@ def runlocal(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.image_size = 32
   config.data.synthetic.num_train = 256
   config.data.synthetic.num_test = 64
-  config.model.cluster_features = 16
-  config.model.num_clusters = 3
-  config.kmeans_examples = 64
+  config.model.cluster.features = 16
+  config.model.cluster.num_clusters = 3
+  config.model.cluster.kmeans_examples = 64
   config.batch_size = 32
   config.num_train_steps = 6
   config.warmup_steps = 2
@@ -186,7 +179,7 @@ def use_cached_features(config: ml_collections.ConfigDict) -> ml_collections.Con
   Features come from the evaluation crop, so the augmentations are off.
   """
   config.model.freeze_backbone = True
-  config.model.cached_features = True
+  config.cache.enabled = True
   config.flip, config.scale_jitter, config.colour_jitter = False, 0.0, 0.0
   config.learning_rate = 1e-3  # only the cluster module and head learn
   config.log_every_steps = 200
@@ -228,9 +221,9 @@ def use_cached_activations(config: ml_collections.ConfigDict,
   and view (the crop, its mirror, two zooms); the blocks from it on, the cluster module
   and the head train on their cached output."""
   config.model.train_from = train_from
-  config.model.cached_features = True
+  config.cache.enabled = True
   config.flip, config.colour_jitter = True, 0.0
-  config.eval_flip = True  # our extension: the mirror is cached anyway
+  config.eval.flip = True  # our extension: the mirror is cached anyway
   config.bn_recalibration_batches = 50  # the trained blocks' BatchNorm (train.py says why)
   config.learning_rate = 1e-3
   config.log_every_steps = 200

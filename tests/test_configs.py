@@ -27,11 +27,11 @@ def test_variants_do_not_inherit_what_they_do_not_use():
   frozen = fgnet.get_config("frozen")
   assert frozen.model.backbone == "efficientnet_lite0"
   assert frozen.model.backbone_kwargs.to_dict() == {}  # no GoogLeNet depth to undo
-  assert frozen.model.cached_features and frozen.model.freeze_backbone
+  assert frozen.cache.enabled and frozen.model.freeze_backbone
   assert fgnet.get_config().model.backbone_kwargs.depth == 0.5
   assert fgnet.get_config().data.split.kind == "person"
   # The paper does not normalise FG-NET; our CPU-budget variant crops around the eyes.
-  assert not fgnet.get_config().normalize_faces and frozen.normalize_faces
+  assert not fgnet.get_config().face.normalize and frozen.face.normalize
 
 
 @pytest.mark.parametrize("field,value,match", [
@@ -42,13 +42,9 @@ def test_variants_do_not_inherit_what_they_do_not_use():
     ("data.split.kind", "fold", "data.split.kind"),
     ("face.no_face", "drop", "face.no_face"),
     ("model.train_from", "stage9", "Unknown block 'stage9'.*'stage0', 'stage1', 'pool'"),
-    ("feature_cache_dtype", "int8", "feature_cache_dtype"),
-    ("model.eval_assignment", "soft", "model.eval_assignment"),
-    ("model.feature_norm", "l1", "model.feature_norm"),
-    ("model.hard_assignment_steps", -1, "model.hard_assignment_steps"),
+    ("cache.dtype", "int8", "cache.dtype"),
     ("model.feature_taps", "stage0,stage9", "Unknown block 'stage9'"),
     ("model.feature_taps", "pool", "last block.*'stage0', 'stage1'"),
-    ("model.feature_tap_stats", "max", "model.feature_tap_stats"),
 ])
 def test_bad_choices_fail_before_any_work(tiny_config, tmp_path, field, value, match):
   node = tiny_config
@@ -63,11 +59,11 @@ def test_bad_choices_fail_before_any_work(tiny_config, tmp_path, field, value, m
 
 def test_eval_flip_on_cached_features_needs_the_cached_mirror():
   config = utkface.get_config("frozen")  # the frozen-feature cache holds the crop only
-  config.eval_flip = True
+  config.eval.flip = True
   with pytest.raises(ValueError, match="flip=True"):
     config_checks.validate(config, need_weights=False)
   config = utkface.get_config("partial")
-  config.eval_flip = True
+  config.eval.flip = True
   config_checks.validate(config, need_weights=False)
 
 

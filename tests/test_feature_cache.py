@@ -76,9 +76,9 @@ def test_weights_digest_sees_every_value():
 
 def frozen(config, cached, tmp_path):
   config.model.freeze_backbone = True
-  config.model.cached_features = cached
+  config.cache.enabled = cached
   config.flip, config.scale_jitter, config.colour_jitter = False, 0.0, 0.0
-  config.feature_cache_dir = str(tmp_path / "features")
+  config.cache.dir = str(tmp_path / "features")
   return config
 
 
@@ -116,10 +116,10 @@ def test_cached_features_need_a_frozen_backbone(tiny_config, tmp_path):
 def partial(config, cached, tmp_path, dtype="float16"):
   """Fine-tune the tiny CNN from its second stage; the first is frozen."""
   config.model.train_from = "stage1"
-  config.model.cached_features = cached
+  config.cache.enabled = cached
   config.flip, config.scale_jitter, config.colour_jitter = False, 0.0, 0.0
-  config.feature_cache_dir = str(tmp_path / "features")
-  config.feature_cache_dtype = dtype
+  config.cache.dir = str(tmp_path / "features")
+  config.cache.dtype = dtype
   config.bn_recalibration_batches = 2  # precise BN after training, on images or the cache
   return config
 
@@ -234,13 +234,13 @@ def test_cached_views_are_the_mirrored_and_zoomed_crops(tiny_config, tmp_path):
                          .max(1))) for i in range(32)]
   assert set(drawn) == {0, 1, 2, 3}
 
-  # eval_flip (test-time mirror): the cached path reads view 1, the image path mirrors the
+  # eval.flip (test-time mirror): the cached path reads view 1, the image path mirrors the
   # crop; both give the mean of the predictions for the face and for its mirror image.
-  config.eval_flip = True
+  config.eval.flip = True
   on_images = config.copy_and_resolve_references()
-  on_images.model.cached_features = False
+  on_images.cache.enabled = False
   plain = on_images.copy_and_resolve_references()
-  plain.eval_flip = False
+  plain.eval.flip = False
   predict = lambda c, im: np.asarray(train.eval_step(
       state, {"images": jnp.asarray(im)}, model=model, config=c,
       inputs=inference.inputs_for(c))["pred"])

@@ -48,7 +48,7 @@ def test_every_recipe_runs_its_chain_at_test_size(name, data_root, tmp_path):
   from clustercnn_jax import recipes, reproduce
 
   assert name in recipes.RECIPES
-  cache = {"feature_cache_dir": str(tmp_path / "cache"),
+  cache = {"cache.dir": str(tmp_path / "cache"),
            "data.data_dir": str(tmp_path.parent / "tfds")}  # shared by the recipes
   out = reproduce.reproduce(name, str(tmp_path / "run"), data_root=data_root, runlocal=True,
                             extra=cache)
@@ -116,6 +116,6 @@ def test_a_manifest_records_a_run_and_its_reruns(tmp_path, trained_workdir, tiny
   assert manifests.spread(second) == 0.0
   assert reproduce.verdict(first["mae"] + 0.01, second)["inside"] is False
   assert reproduce.verdict(second["reruns"][0], second)["inside"] is True
-  assert manifests.load("demo", str(tmp_path))["config"]["model"]["num_clusters"] == 3
+  assert manifests.load("demo", str(tmp_path))["config"]["model"]["cluster"]["num_clusters"] == 3
   text = manifests.render([second])
   assert "`demo`" in text and f"**{first['mae']:.2f}**" in text

@@ -82,7 +82,7 @@ def test_run_resume_load_evaluate_in_a_bucket(fake_gcs, tiny_config):
   lines = [json.loads(line) for line in files.read_text(f"{workdir}/metrics.jsonl").splitlines()]
   steps = [m["step"] for m in lines if "train/loss" in m]
   assert steps == list(range(1, 7)), steps  # the resumed run appended to the first's lines
-  assert checkpoint.load_config(workdir).model.num_clusters == tiny_config.model.num_clusters
+  assert checkpoint.load_config(workdir).model.cluster.num_clusters == tiny_config.model.cluster.num_clusters
 
   model = load(workdir)
   saved = files.load_npz(f"{workdir}/predictions.npz")

@@ -38,11 +38,11 @@ def test_a_changed_model_is_refused_and_the_workdir_is_unchanged(own_trained_wor
   before_ages = load(own_trained_workdir).predict(faces)
   before = tree_digest(own_trained_workdir)
   changed = tiny_config.copy_and_resolve_references()
-  changed.model.num_clusters = 3 if tiny_config.model.num_clusters != 3 else 4
+  changed.model.cluster.num_clusters = 3 if tiny_config.model.cluster.num_clusters != 3 else 4
   changed.learning_rate = 0.5
   with pytest.raises(ValueError, match=r"2 field\(s\) differ") as err:
     train.train_and_evaluate(changed, own_trained_workdir)
-  assert "model.num_clusters" in str(err.value) and "learning_rate" in str(err.value)
+  assert "model.cluster.num_clusters" in str(err.value) and "learning_rate" in str(err.value)
   assert "new --workdir" in str(err.value)
   assert tree_digest(own_trained_workdir) == before  # byte for byte
   np.testing.assert_array_equal(load(own_trained_workdir).predict(faces), before_ages)
@@ -64,12 +64,12 @@ def test_a_run_that_died_before_its_first_checkpoint_starts_afresh(tmp_path, tin
 
   workdir = str(tmp_path / "died")
   other = tiny_config.copy_and_resolve_references()
-  other.model.num_clusters = 4
+  other.model.cluster.num_clusters = 4
   checkpoint.save_config(workdir, other)  # what a crash before the first save leaves
   os.makedirs(os.path.join(workdir, "checkpoints"))
   result = train.train_and_evaluate(tiny_config, workdir)
   assert result["steps"] == tiny_config.num_train_steps
-  assert checkpoint.load_config(workdir).model.num_clusters == tiny_config.model.num_clusters
+  assert checkpoint.load_config(workdir).model.cluster.num_clusters == tiny_config.model.cluster.num_clusters
 
 
 def test_a_failed_start_writes_nothing(tmp_path, tiny_config):

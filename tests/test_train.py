@@ -60,23 +60,6 @@ def test_gradients_reach_the_backbone(tiny_config):
     assert float(jax.tree_util.tree_reduce(lambda s, x: s + jnp.abs(x).sum(), g, 0.0)) > 0, name
 
 
-def test_l2_feature_norm_puts_the_features_on_a_sphere(tiny_config):
-  """model.feature_norm='l2' (our extension): x * sqrt(D) / ||x||, what k-means++, the
-  cluster module and the ablation's fc layer all see."""
-  images = jax.random.normal(jax.random.PRNGKey(1), (4, 32, 32, 3))
-  plain = train.build_model(tiny_config)
-  state = train.create_train_state(jax.random.PRNGKey(0), tiny_config, plain, 10)
-  variables = {"params": state.params, "batch_stats": state.batch_stats}
-  x = np.asarray(plain.apply(variables, images, train=False, method=plain.embed))
-  tiny_config.model.feature_norm = "l2"
-  model = train.build_model(tiny_config)
-  got = np.asarray(model.apply(variables, images, train=False, method=model.embed))
-  d = x.shape[1]
-  np.testing.assert_allclose(got, x * np.sqrt(d) / np.linalg.norm(x, axis=1, keepdims=True),
-                             rtol=1e-5, atol=1e-6)
-  np.testing.assert_allclose(np.linalg.norm(got, axis=1), np.sqrt(d), rtol=1e-5)
-
-
 def test_batch_must_divide_over_devices(tiny_config):
   tiny_config.batch_size = 30
   with pytest.raises(ValueError, match="does not divide evenly over 8 devices"):
@@ -242,7 +225,7 @@ def test_init_from_starts_where_the_source_ended(tiny_config, tmp_path):
   source = load_model(str(tmp_path / "source"))[2]
   config = tiny_config.copy_and_resolve_references()
   config.init_from = str(tmp_path / "source")
-  config.learning_rate, config.model.momentum = 0.0, 1.0  # nothing may move
+  config.learning_rate, config.model.cluster.momentum = 0.0, 1.0  # nothing may move
   config.seed = 7  # another seed would give other initial weights and centroids
   train.train_and_evaluate(config, str(tmp_path / "tuned"))
   tuned = load_model(str(tmp_path / "tuned"))[2]

@@ -32,8 +32,9 @@ def _synthetic(config: ml_collections.ConfigDict) -> Tuple[ArrayDataset, ArrayDa
 def _builder_dataset(config: ml_collections.ConfigDict) -> ArrayDataset:
   from clustercnn_jax.data import builders
 
-  crop = builders.common.crop_config(config.image_size, config.normalize_faces,
-                                     **config.face.to_dict())
+  face = config.face
+  crop = builders.common.crop_config(config.image_size, face.normalize, alpha=face.alpha,
+                                     eye_height=face.eye_height, no_face=face.no_face)
   ds, _ = builders.load(config.data.name, crop, config.data.data_dir, config.data.manual_dir)
   return ds
 

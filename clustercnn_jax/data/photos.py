@@ -2,8 +2,8 @@
 
 A model learns the framing of its training crops, so a photo goes through the
 dataset builders' path (``read_image``, the face detector, ``stored_crop``)
-with the workdir's ``normalize_faces`` and ``face`` settings; with
-``normalize_faces`` False the whole photo is resized, as the ``resize<N>``
+with the workdir's ``face.normalize`` and ``face`` settings; with
+``face.normalize`` False the whole photo is resized, as the ``resize<N>``
 datasets were. ``detect=False`` takes each file as a face crop already.
 """
 
@@ -67,7 +67,7 @@ def read_photo(path: str, config: ml_collections.ConfigDict,
   except (images.ImageReadError, OSError) as e:
     photo.error = str(e)
     return photo
-  if not detect or not config.normalize_faces:
+  if not detect or not config.face.normalize:
     photo.crops, photo.boxes, photo.eyes = [images.resize(photo.image, config.image_size)], \
         [None], [None]
     return photo
@@ -86,7 +86,7 @@ def read_photo(path: str, config: ml_collections.ConfigDict,
 def read_photos(paths: Sequence[str], config: ml_collections.ConfigDict,
                 detector: Optional[FaceFinder] = None, detect: bool = True) -> Iterator[Photo]:
   """``read_photo`` for every file of ``paths`` (folders expanded), one detector for all."""
-  if detect and config.normalize_faces and detector is None:
+  if detect and config.face.normalize and detector is None:
     detector = default_detector()
   for path in image_files(paths):
     yield read_photo(path, config, detector, detect)

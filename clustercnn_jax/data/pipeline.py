@@ -2,7 +2,7 @@
 pmap's per-device shape, background prefetch, and an iterator state that is saved
 with each checkpoint so that a resumed run continues in the same order. Images
 stay uint8 until they are on the device (a quarter of float32's host-to-device
-traffic); cached features (``model.cached_features``) take the same path.
+traffic); cached features (``cache.enabled``) take the same path.
 
 The device-side prefetch runs ahead of training, so the state to checkpoint at
 step s is not the iterator's current state but the one recorded when batch s

@@ -71,11 +71,11 @@ def preprocess_for(config: Any, images: jnp.ndarray, rng: jax.Array, train: bool
                    example_offset: jnp.ndarray | int = 0) -> jnp.ndarray:
   """``preprocess`` with the config's settings and the backbone's input normalisation.
 
-  Scale jitter ε belongs to face normalisation: without it (``normalize_faces``
+  Scale jitter ε belongs to face normalisation: without it (``face.normalize``
   False, the whole image stored at the input size) there is no ε.
   """
   mean, std = pretrained.input_normalization(config)
-  scale_jitter = config.scale_jitter if config.normalize_faces else 0.0
+  scale_jitter = config.scale_jitter if config.face.normalize else 0.0
   return preprocess(images, rng, train=train, flip=config.flip, mean=mean, std=std,
                     example_offset=example_offset, out_size=config.image_size,
                     scale_jitter=scale_jitter, colour_jitter=config.colour_jitter)
@@ -91,7 +91,7 @@ def views(config: Any) -> Tuple[Tuple[float, bool], ...]:
   out = [(1.0, False)]
   if config.flip:
     out.append((1.0, True))
-  eps = config.scale_jitter if config.normalize_faces else 0.0
+  eps = config.scale_jitter if config.face.normalize else 0.0
   if eps > 0:
     out += [(1.0 - eps, False), (1.0 + eps, bool(config.flip))]
   return tuple(out)

@@ -1,5 +1,6 @@
 """Backbone -> cluster module -> age head: the whole Cluster-CNN."""
 
+import dataclasses
 from typing import Any, Dict, Optional, Set, Tuple
 
 import flax.linen as nn
@@ -22,22 +23,13 @@ class AgeModel(nn.Module):
   """
 
   backbone: nn.Module
+  cluster: ClusterModule  # called only with use_cluster; its width sizes the ablation too
   num_ages: int
   use_cluster: bool = True
-  num_clusters: int = 5
-  cluster_features: int = 512
-  momentum: float = 0.999
-  sample_in_train: bool = True
-  assign_temperature: float = 1.0
-  eval_assignment: str = "nearest"
-  hard_assignment_steps: int = 0
-  feature_norm: str = "none"  # ours: 'l2' puts x on the sphere of radius sqrt(D)
-  reseed_after: int = 1000
   dropout_rate: float = 0.0
   freeze_backbone: bool = False
   train_from: str = ""  # a backbone block: the blocks before it are frozen ('' = none)
-  feature_taps: Tuple[str, ...] = ()  # ours: blocks whose spatially pooled output joins x
-  feature_tap_stats: str = "mean"  # 'mean' | 'mean_std': how a tapped map is pooled
+  feature_taps: str = ""  # ours: 'b1,b2', blocks whose spatially pooled output joins x
   axis_name: Optional[str] = None
 
   def frozen_part(self, images: jnp.ndarray) -> jnp.ndarray:
@@ -50,21 +42,19 @@ class AgeModel(nn.Module):
   def tapped_backbone(self, x: jnp.ndarray, train: bool,
                       start: Optional[str] = None) -> jnp.ndarray:
     """The backbone's features (from block ``start`` on, ``x`` being its input), followed
-    by the spatial mean (and with 'mean_std' the standard deviation) of each
-    ``feature_taps`` block's output (our extension): ImageNet's last layer is tuned to
+    by the spatial mean of each ``feature_taps`` block's output (our extension): ImageNet's last layer is tuned to
     object classes, while the texture that ages a face (wrinkles, skin) is plainer in the
     middle blocks. A tap on the block just before ``start`` pools ``x`` itself."""
-    if not self.feature_taps:
+    taps = parse_taps(self.feature_taps)
+    if not taps:
       return self.backbone(x, train=train, start=start)
     names = blocks.names(self.backbone.blocks(train=False))
     pooled = []
-    for tap in sorted(self.feature_taps, key=names.index):
+    for tap in sorted(taps, key=names.index):
       after = names[names.index(tap) + 1]
       if after != start:
         x = self.backbone(x, train=train, start=start, stop=after)
       pooled.append(jnp.mean(x, axis=(1, 2)))
-      if self.feature_tap_stats == "mean_std":  # texture energy, not only average response
-        pooled.append(jnp.std(x, axis=(1, 2)))
       start = after
     return jnp.concatenate([self.backbone(x, train=train, start=start)] + pooled, axis=-1)
 
@@ -81,7 +71,7 @@ class AgeModel(nn.Module):
       x = self.tapped_backbone(lower.astype(self.backbone.dtype), train, start=self.train_from)
     else:
       x = self.tapped_backbone(inputs, train)
-    return normalize_features(x.astype(jnp.float32), self.feature_norm)
+    return x.astype(jnp.float32)
 
   @nn.compact
   def __call__(self, inputs: jnp.ndarray, train: bool,
@@ -90,15 +80,9 @@ class AgeModel(nn.Module):
     activations); the frozen blocks' variables stay in the model, unused."""
     x = self.embed(inputs, train, cached)
     if self.use_cluster:
-      v, aux = ClusterModule(self.num_clusters, self.cluster_features, momentum=self.momentum,
-                             sample_in_train=self.sample_in_train,
-                             temperature=self.assign_temperature,
-                             eval_assignment=self.eval_assignment,
-                             hard_steps=self.hard_assignment_steps,
-                             reseed_after=self.reseed_after, axis_name=self.axis_name,
-                             name="cluster")(x, train)
+      v, aux = self.cluster(x, train)
     else:
-      v, aux = nn.relu(nn.Dense(self.cluster_features, name="fc")(x)), {}
+      v, aux = nn.relu(nn.Dense(self.cluster.features, name="fc")(x)), {}
     if train and self.dropout_rate > 0:
       v = self._dropout(v)
     return nn.Dense(self.num_ages, name="head")(v), aux
@@ -113,50 +97,48 @@ class AgeModel(nn.Module):
     return jnp.where(keep, v / (1.0 - self.dropout_rate), 0.0)
 
 
-FEATURE_NORMS = ("none", "l2")
-TAP_STATS = ("mean", "mean_std")  # model.feature_tap_stats
-
-
-def normalize_features(x: jnp.ndarray, kind: str) -> jnp.ndarray:
-  """'l2' (our extension): x scaled to norm sqrt(D), so every feature has unit RMS. The
-  distances behind p(c|x) then measure direction, not how strongly a face fires the
-  backbone; the branches (or the ablation's fc layer) see the same x."""
-  if kind == "none":
-    return x
-  if kind == "l2":
-    norm = jnp.sqrt(jnp.sum(jnp.square(x), axis=-1, keepdims=True) + 1e-12)
-    return x * (jnp.sqrt(float(x.shape[-1])) / norm)
-  raise ValueError(f"model.feature_norm={kind!r}: use one of {FEATURE_NORMS}.")
-
-
 def build_model(config: ml_collections.ConfigDict, axis_name: Optional[str] = None) -> AgeModel:
   """The model a config describes. ``axis_name`` is set inside pmap only.
 
   Parameters do not depend on ``axis_name``, so a model built with it (for the
-  pmapped train step) shares variables with one built without it.
+  pmapped train step) shares variables with one built without it. The modules take
+  the ``model`` and ``model.cluster`` entries that name their fields, so a new knob is
+  a config line and a module field with the former behaviour as its default (which
+  is also what a config.json saved before the knob gets).
   """
   m = config.model
-  dtype = jnp.bfloat16 if config.half_precision else jnp.float32
-  bn_axis = axis_name if m.sync_batch_norm else None
-  backbone = models.get_backbone(m.backbone, axis_name=bn_axis, dtype=dtype,
+  dtype = jnp.bfloat16 if m.half_precision else jnp.float32
+  backbone = models.get_backbone(m.backbone, axis_name=axis_name, dtype=dtype,
                                  **m.backbone_kwargs.to_dict())
-  return AgeModel(backbone=backbone, num_ages=config.max_age + 1, use_cluster=m.use_cluster,
-                  num_clusters=m.num_clusters, cluster_features=m.cluster_features,
-                  momentum=m.momentum, sample_in_train=m.sample_in_train,
-                  assign_temperature=m.assign_temperature,
-                  eval_assignment=m.eval_assignment,
-                  hard_assignment_steps=m.hard_assignment_steps,
-                  feature_norm=m.feature_norm,
-                  reseed_after=m.reseed_after, dropout_rate=m.dropout_rate,
-                  freeze_backbone=m.freeze_backbone, train_from=m.train_from,
-                  feature_taps=feature_taps(config), feature_tap_stats=m.feature_tap_stats,
-                  axis_name=axis_name)
+  cluster = ClusterModule(**module_fields(ClusterModule, m.cluster), axis_name=axis_name)
+  return AgeModel(backbone=backbone, cluster=cluster, num_ages=config.max_age + 1,
+                  use_cluster=m.cluster.enabled, axis_name=axis_name,
+                  **module_fields(AgeModel, m))
+
+
+_WIRED = {"parent", "name", "backbone", "cluster", "num_ages", "use_cluster", "axis_name"}
+
+
+def module_fields(module: type, sub: ml_collections.ConfigDict) -> Dict[str, Any]:
+  """The entries of a config sub-dict that name a (configurable) field of ``module``."""
+  names = {f.name for f in dataclasses.fields(module)} - _WIRED
+  return {k: v for k, v in sub.items() if k in names}
+
+
+def module_defaults(module: type) -> Dict[str, Any]:
+  """The defaults of ``module``'s configurable fields."""
+  return {f.name: f.default for f in dataclasses.fields(module)
+          if f.name not in _WIRED and f.default is not dataclasses.MISSING}
+
+
+def parse_taps(taps: str) -> Tuple[str, ...]:
+  """'_blocks_7,_blocks_10' -> distinct block names, in the order given."""
+  return tuple(dict.fromkeys(t.strip() for t in taps.split(",") if t.strip()))
 
 
 def feature_taps(config: ml_collections.ConfigDict) -> Tuple[str, ...]:
-  """``model.feature_taps`` ('_blocks_7,_blocks_10') as a tuple of distinct block names."""
-  return tuple(dict.fromkeys(t.strip() for t in config.model.feature_taps.split(",")
-                             if t.strip()))
+  """``model.feature_taps`` as a tuple of distinct block names."""
+  return parse_taps(config.model.feature_taps)
 
 
 def trained_variables(config: ml_collections.ConfigDict, tree: Any) -> Any:
