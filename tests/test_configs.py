@@ -87,19 +87,25 @@ def test_paper_configs_ask_for_imagenet_googlenet_and_say_where_it_comes_from(tm
     assert "--config.pretrained=''" in str(e.value)  # how to train from scratch instead
 
 
-def test_taps_variants_tap_existing_blocks_of_their_backbone():
-  from clustercnn_jax import models
-  from clustercnn_jax.models import blocks
+def test_taps_variants_tap_the_stages_of_the_backbone_in_the_config():
+  """'stages' is resolved from the final config: a backbone override taps its own stages,
+  and above a cut only those at or above the cached input remain."""
+  from clustercnn_jax.models import model as model_lib
 
-  for name, taps in default.STAGE_TAPS.items():
-    names = blocks.names(models.get_backbone(name).blocks(train=False))
-    assert set(taps.split(",")) <= set(names[:-1]), name
-  assert fgnet.get_config("frozen,taps").model.feature_taps == \
-      default.STAGE_TAPS["efficientnet_lite0"]
-  config = fgnet.get_config()  # GoogLeNet: no stages listed, so ask for the blocks
+  config = fgnet.get_config("frozen,taps")
+  assert model_lib.feature_taps(config) == ("_blocks_4", "_blocks_7", "_blocks_10",
+                                            "_blocks_14")
+  config.model.backbone = "efficientnet_lite2"
+  assert model_lib.feature_taps(config) == ("_blocks_6", "_blocks_10", "_blocks_14",
+                                            "_blocks_19")
+  assert model_lib.build_model(config).feature_taps == "_blocks_6,_blocks_10,_blocks_14,_blocks_19"
+  config.model.backbone = "efficientnet_lite1"  # deeper than Lite0 as Lite2 is, not wider
+  assert model_lib.feature_taps(config)[-1] == "_blocks_19"
+  partial = utkface.get_config("partial,taps")  # cut at _blocks_8: its input is _blocks_7's
+  assert model_lib.feature_taps(partial) == ("_blocks_7", "_blocks_10", "_blocks_14")
   config.model.backbone = "small_cnn"
-  with pytest.raises(ValueError, match="feature_taps=BLOCKS"):
-    default.use_feature_taps(config)
+  with pytest.raises(ValueError, match="feature_taps=BLOCK,BLOCK"):
+    model_lib.feature_taps(config)
 
 
 def test_feature_taps_with_partial_fine_tuning_start_at_the_cached_input(tiny_config):
@@ -112,8 +118,10 @@ def test_feature_taps_with_partial_fine_tuning_start_at_the_cached_input(tiny_co
   tiny_config.model.train_from = "stage1"
   config_checks.validate(tiny_config, need_weights=False)
   config = utkface.get_config("partial,taps")  # cut at _blocks_8: the stages from 7 on
-  assert config.model.feature_taps == "_blocks_7,_blocks_10,_blocks_14"
   config_checks.validate(config, need_weights=False)
+  config.model.feature_taps = "_blocks_4,_blocks_7"  # named by hand: not filtered
+  with pytest.raises(ValueError, match="'_blocks_4' lies below the cached input"):
+    config_checks.validate(config, need_weights=False)
 
 
 def test_feature_taps_are_distinct_names(tiny_config):

@@ -11,8 +11,9 @@ with: symmetric (k-1)/2 padding moves the ImageNet logits far from the reference
 Depthwise convolutions are ``layers.DepthwiseConv`` (fast on CPU).
 """
 
+import itertools
 import math
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -111,6 +112,12 @@ class EfficientNetLite(nn.Module):
         self, relu6(bn("_bn1")(_conv(x, 1280, 1, dtype=self.dtype, name="_conv_head"))), train,
         "_fc")))
     return out
+
+  def stage_taps(self) -> Tuple[str, ...]:
+    """The last block of each stage from the third to the one before the last (Lite0's
+    40-, 80-, 112- and 192-channel stages): what ``model.feature_taps='stages'`` taps."""
+    ends = itertools.accumulate(r for r, *_ in scaled_stages(self.width, self.depth))
+    return tuple(f"_blocks_{end - 1}" for end in list(ends)[2:-1])
 
   @nn.compact
   def __call__(self, x, train: bool, start: Optional[str] = None, stop: Optional[str] = None):

@@ -111,9 +111,9 @@ def build_model(config: ml_collections.ConfigDict, axis_name: Optional[str] = No
   backbone = models.get_backbone(m.backbone, axis_name=axis_name, dtype=dtype,
                                  **m.backbone_kwargs.to_dict())
   cluster = ClusterModule(**module_fields(ClusterModule, m.cluster), axis_name=axis_name)
+  fields = {**module_fields(AgeModel, m), "feature_taps": ",".join(feature_taps(config))}
   return AgeModel(backbone=backbone, cluster=cluster, num_ages=config.max_age + 1,
-                  use_cluster=m.cluster.enabled, axis_name=axis_name,
-                  **module_fields(AgeModel, m))
+                  use_cluster=m.cluster.enabled, axis_name=axis_name, **fields)
 
 
 _WIRED = {"parent", "name", "backbone", "cluster", "num_ages", "use_cluster", "axis_name"}
@@ -136,9 +136,30 @@ def parse_taps(taps: str) -> Tuple[str, ...]:
   return tuple(dict.fromkeys(t.strip() for t in taps.split(",") if t.strip()))
 
 
+STAGE_TAPS = "stages"
+
+
 def feature_taps(config: ml_collections.ConfigDict) -> Tuple[str, ...]:
-  """``model.feature_taps`` as a tuple of distinct block names."""
-  return parse_taps(config.model.feature_taps)
+  """``model.feature_taps`` as a tuple of distinct block names.
+
+  'stages' stands for the backbone's stage outputs (the ``taps`` config variants), so that
+  a backbone override taps that backbone's stages. Above a ``train_from`` cut, only the
+  stages that the trained blocks compute or take as their cached input are kept.
+  """
+  m = config.model
+  if m.feature_taps.strip() != STAGE_TAPS:
+    return parse_taps(m.feature_taps)
+  backbone = models.get_backbone(m.backbone, **m.backbone_kwargs.to_dict())
+  if not hasattr(backbone, "stage_taps"):
+    raise ValueError(f"model.feature_taps='stages': the stages of {m.backbone!r} are not "
+                     "listed (EfficientNet-Lite's are); name its blocks instead, "
+                     "--config.model.feature_taps=BLOCK,BLOCK.")
+  taps = backbone.stage_taps()
+  names = blocks.names(backbone.blocks(train=False))
+  if m.train_from in names:  # an unknown cut is config_checks' error
+    lowest = names.index(m.train_from) - 1
+    taps = tuple(t for t in taps if names.index(t) >= lowest)
+  return taps
 
 
 def trained_variables(config: ml_collections.ConfigDict, tree: Any) -> Any:
