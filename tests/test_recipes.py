@@ -98,6 +98,13 @@ def test_docs_results_md_is_generated_from_the_manifests():
   with open(manifests.DOC) as f:
     assert f.read() == manifests.render(manifests.load_all()), (
         "docs/results.md and results/ disagree: python -m clustercnn_jax.manifests")
+  with open(manifests.README) as f:
+    readme = f.read()
+  table = manifests.readme_table(manifests.load_all())
+  assert manifests.with_readme_table(readme, table) == readme, (
+      "README.md's results table and results/ disagree: python -m clustercnn_jax.manifests")
+  for m in manifests.load_all():
+    assert f"**{m['mae']:.2f}**" in table and f"`{m['recipe']}`" in table
   for m in manifests.load_all():
     with np.load(os.path.join(manifests.RESULTS_DIR, m["predictions"])) as z:
       from clustercnn_jax import losses
