@@ -3,7 +3,9 @@ one run with their ratio:
 
 * depthwise: XLA's grouped convolution against shifted slices (``layers.DepthwiseConv``);
 * dense: XLA's backward-filter convolution for the kernel gradient against k*k matmuls of
-  shifted input slices (``layers.Conv``).
+  shifted input slices (``layers.Conv``);
+* max-pool: XLA's select-and-scatter gradient against the maximum of k*k strided slices
+  with a first-maximum mask (``layers.max_pool_ceil``; GoogLeNet's pools).
 
   python benchmarks/conv.py [--batch=32]
 """
@@ -18,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from clustercnn_jax.models.layers import Conv, DepthwiseConv  # noqa: E402
+from clustercnn_jax.models.layers import Conv, DepthwiseConv, max_pool_ceil  # noqa: E402
 
 # (name, input (H, C), layer): shapes from EfficientNet-Lite0 and GoogLeNet at 112-128 px.
 DEPTHWISE = (("depthwise 3x3 s1", (28, 144), dict(kernel_size=3, stride=1)),
@@ -27,6 +29,10 @@ DENSE = (("dense 3x3 192->128", (32, 192), dict(features=128, kernel_size=3, pad
          ("dense 1x1 256->128", (32, 256), dict(features=128, kernel_size=1)),
          ("dense 7x7 s2 3->64", (128, 3), dict(features=64, kernel_size=7, stride=2,
                                                padding=((3, 3),) * 2)))
+# GoogLeNet at 128 px: the stem's pool, a pool between stages, the inception pool branch.
+POOLS = (("max-pool 3x3 s2", (64, 64), dict(window=3, stride=2)),
+         ("max-pool 3x3 s2", (16, 480), dict(window=3, stride=2)),
+         ("max-pool 3x3 s1 p1", (16, 480), dict(window=3, stride=1, padding=1)))
 
 
 def median_time(fn, *args, repeats=5):
@@ -45,6 +51,11 @@ def fwd_bwd(module, x):
   return median_time(step, params, x)
 
 
+def pool_fwd_bwd(impl, kw, x):
+  step = jax.jit(jax.grad(lambda x: jnp.sum(max_pool_ceil(x, impl=impl, **kw) ** 2)))
+  return median_time(step, x)
+
+
 def main():
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--batch", type=int, default=32)
@@ -58,6 +69,11 @@ def main():
     x = jax.random.normal(jax.random.PRNGKey(0), (args.batch, size, size, channels))
     t_slow, t_fast = fwd_bwd(make(slow), x), fwd_bwd(make(fast), x)
     print(f"  {name:20s} on {size}x{size}: {slow} {t_slow * 1e3:7.1f}   {fast} "
+          f"{t_fast * 1e3:7.1f}   speed-up {t_slow / t_fast:5.1f}x")
+  for name, (size, channels), kw in POOLS:
+    x = jax.random.normal(jax.random.PRNGKey(0), (args.batch, size, size, channels))
+    t_slow, t_fast = pool_fwd_bwd("xla", kw, x), pool_fwd_bwd("slices", kw, x)
+    print(f"  {name:20s} on {size}x{size}x{channels}: xla {t_slow * 1e3:7.1f}   slices "
           f"{t_fast * 1e3:7.1f}   speed-up {t_slow / t_fast:5.1f}x")
 
 

@@ -16,6 +16,11 @@ With --depthwise it compares, for a depthwise backbone, the formulations of
 
   python benchmarks/train_step.py --backbone=mobilenet_v2 --image_size=112 --batch_size=32 --depthwise
 
+With --pool it compares GoogLeNet's max-pool gradients (``layers.max_pool_ceil``): XLA's
+select-and-scatter and the strided slices with a first-maximum mask:
+
+  python benchmarks/train_step.py --backbone=googlenet --image_size=128 --batch_size=32 --pool
+
 --train_from=BLOCK times partial fine-tuning: the step on cached activations of the
 blocks before BLOCK (``model.train_from``, as configs/utkface.py:partial trains):
 
@@ -112,6 +117,8 @@ def main():
                  help="depthwise convolutions: grouped convolution, shifted slices, auto")
   p.add_argument("--skip_grouped", action="store_true",
                  help="with --depthwise: leave out the (slow on CPU) grouped convolution")
+  p.add_argument("--pool", action="store_true",
+                 help="GoogLeNet's max-pool gradient: select-and-scatter vs strided slices")
   p.add_argument("--train_from", default="",
                  help="partial fine-tuning from this block, on cached activations")
   args = p.parse_args()
@@ -126,7 +133,11 @@ def main():
   print(f"{jax.devices()[0].device_kind} x{jax.local_device_count()}, {args.backbone}, "
         f"{args.image_size}px, batch {args.batch_size}, {'bf16' if args.bfloat16 else 'f32'}"
         + (f", trained from {args.train_from} on cached activations" if args.train_from else ""))
-  if args.depthwise:
+  if args.pool:
+    t = compare(config, args, "model.backbone_kwargs.pool_impl",
+                {"xla": "select-and-scatter", "slices": "strided slices    "})
+    print(f"  speed-up of strided slices over select-and-scatter: {t['xla'] / t['slices']:.2f}x")
+  elif args.depthwise:
     labels = {"grouped": "grouped convolution", "slices": "shifted slices     ",
               "auto": "auto (matmul <= 8x8)"}
     if args.skip_grouped:

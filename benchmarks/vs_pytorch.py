@@ -1,7 +1,7 @@
 """Our pmapped train step (and inference) against a plain PyTorch step of the same network.
 
   python benchmarks/vs_pytorch.py [--nets=googlenet,efficientnet_lite0,mobilenet_v2]
-      [--batch_size=32] [--steps=5] [--depthwise_impl=auto]
+      [--batch_size=32] [--steps=5] [--depthwise_impl=auto] [--pool_impl=auto]
 
 Both sides: the same backbone (GoogLeNet at 128 px; EfficientNet-Lite0 and
 MobileNetV2 at 112 px), the same head (Dense(512) + ReLU + Dense(101): our
@@ -9,7 +9,8 @@ MobileNetV2 at 112 px), the same head (Dense(512) + ReLU + Dense(101): our
 expected age), Adam, batch norm in training mode, no augmentation, no dropout,
 random weights. Inference is the forward pass in evaluation mode. It prints
 images/s of each side and the ratio JAX ÷ PyTorch, all measured in this run.
-``--depthwise_impl=grouped`` times our former depthwise convolutions.
+``--depthwise_impl=grouped`` times our former depthwise convolutions,
+``--pool_impl=xla`` GoogLeNet's former max-pool gradient (select-and-scatter).
 
 PyTorch is an optional benchmark dependency, not a test one:
   pip install torch==2.14.1 torchvision==0.29.1 timm
@@ -95,7 +96,8 @@ def torch_rates(name: str, size: int, batch: int, steps: int):
 
 # --- JAX (this project) -----------------------------------------------------------------
 
-def jax_rates(name: str, size: int, batch: int, steps: int, depthwise_impl: str):
+def jax_rates(name: str, size: int, batch: int, steps: int, depthwise_impl: str,
+              pool_impl: str = "auto"):
   import jax
   from flax import jax_utils
 
@@ -110,6 +112,8 @@ def jax_rates(name: str, size: int, batch: int, steps: int, depthwise_impl: str)
   config.flip, config.scale_jitter, config.colour_jitter = False, 0.0, 0.0
   if name != "googlenet":
     config.model.backbone_kwargs.depthwise_impl = depthwise_impl
+  else:
+    config.model.backbone_kwargs.pool_impl = pool_impl
   model = train.build_model(config)
   p_model = train.build_model(config, axis_name=train.AXIS)
   state = train.create_train_state(jax.random.PRNGKey(0), config, model, 1000)
@@ -144,6 +148,7 @@ def main() -> int:
   p.add_argument("--batch_size", type=int, default=32)
   p.add_argument("--steps", type=int, default=5)
   p.add_argument("--depthwise_impl", default="auto", choices=("auto", "slices", "grouped"))
+  p.add_argument("--pool_impl", default="auto", choices=("auto", "slices", "xla"))
   args = p.parse_args()
   missing = [m for m in ("torch", "torchvision", "timm") if importlib.util.find_spec(m) is None]
   if missing:
@@ -156,12 +161,13 @@ def main() -> int:
 
   print(f"JAX {jax.__version__} on {jax.devices()[0].device_kind} x{jax.local_device_count()}; "
         f"PyTorch {torch.__version__} with {torch.get_num_threads()} threads; batch "
-        f"{args.batch_size}; depthwise_impl={args.depthwise_impl}")
+        f"{args.batch_size}; depthwise_impl={args.depthwise_impl}, pool_impl={args.pool_impl}")
   print("| network | px | train JAX | train PyTorch | ratio | infer JAX | infer PyTorch | ratio |")
   print("|---|---|---|---|---|---|---|---|")
   for name in args.nets.split(","):
     size = NETS[name]
-    jt, ji = jax_rates(name, size, args.batch_size, args.steps, args.depthwise_impl)
+    jt, ji = jax_rates(name, size, args.batch_size, args.steps, args.depthwise_impl,
+                       args.pool_impl)
     tt, ti = torch_rates(name, size, args.batch_size, args.steps)
     print(f"| {name} | {size} | {jt:.1f} img/s | {tt:.1f} img/s | {jt / tt:.2f} | "
           f"{ji:.1f} img/s | {ti:.1f} img/s | {ji / ti:.2f} |", flush=True)

@@ -53,6 +53,23 @@ def test_ceil_mode_pool_matches_torch_formula_and_numpy(size, k, s, p):
   np.testing.assert_array_equal(y[0, ..., 0], ref)
 
 
+@pytest.mark.parametrize("shape,k,s,p", [((2, 17, 17, 3), 3, 2, 0), ((2, 8, 8, 5), 3, 1, 1),
+                                         ((1, 9, 9, 2), 2, 2, 0), ((2, 12, 10, 3), 3, 2, 0)])
+def test_max_pool_slices_give_select_and_scatters_values_and_gradient(shape, k, s, p):
+  """Ties included (ReLU zeros, repeated values): each gradient goes to the first maximum
+  of its window, as with XLA's select-and-scatter."""
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(np.maximum(np.round(rng.normal(size=shape) * 2) / 2, 0).astype(np.float32))
+  ct = jnp.asarray(rng.normal(size=max_pool_ceil(x, k, s, p, impl="xla").shape)
+                   .astype(np.float32))
+  pool = {impl: (lambda x, impl=impl: max_pool_ceil(x, k, s, p, impl=impl))
+          for impl in ("xla", "slices")}
+  np.testing.assert_array_equal(pool["slices"](x), pool["xla"](x))
+  grads = {impl: jax.grad(lambda x, f=f: jnp.sum(f(x) * ct))(x) for impl, f in pool.items()}
+  np.testing.assert_allclose(grads["slices"], grads["xla"], atol=1e-6)
+  assert float(jnp.sum(grads["slices"] != 0)) == float(jnp.sum(grads["xla"] != 0))
+
+
 def test_registry():
   assert isinstance(models.get_backbone("small_cnn"), models.SmallCNN)
   with pytest.raises(ValueError, match="Unknown backbone 'resnet9'.*small_cnn"):

@@ -38,6 +38,7 @@ class Inception(nn.Module):
   channels: Sequence[int]
   axis_name: Optional[str] = None
   dtype: Dtype = jnp.float32
+  pool_impl: str = "auto"
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
@@ -47,7 +48,7 @@ class Inception(nn.Module):
     b1 = conv(c1, 1, 0, "branch1")(x, train)
     b2 = conv(c3, 3, 1, "branch2_1")(conv(c3r, 1, 0, "branch2_0")(x, train), train)
     b3 = conv(c5, 3, 1, "branch3_1")(conv(c5r, 1, 0, "branch3_0")(x, train), train)
-    b4 = conv(cp, 1, 0, "branch4_1")(max_pool_ceil(x, 3, 1, 1), train)
+    b4 = conv(cp, 1, 0, "branch4_1")(max_pool_ceil(x, 3, 1, 1, self.pool_impl), train)
     return jnp.concatenate([b1, b2, b3, b4], axis=-1)
 
 
@@ -60,6 +61,7 @@ class GoogLeNet(nn.Module):
   dropout_rate: float = 0.2
   axis_name: Optional[str] = None
   dtype: Dtype = jnp.float32
+  pool_impl: str = "auto"  # layers.max_pool_ceil: 'auto' | 'slices' | 'xla'
 
   def blocks(self, train: bool) -> List[Block]:
     """stem (conv1..conv3), inception3a .. (as deep as ``depth``), pool (see models/blocks.py)."""
@@ -68,18 +70,19 @@ class GoogLeNet(nn.Module):
     w = lambda c: max(1, int(round(c * self.width)))
     conv = lambda f, k, s, p, name: ConvBN(w(f), k, s, p, axis_name=self.axis_name,
                                            dtype=self.dtype, name=name)
+    pool = lambda x, window, stride: max_pool_ceil(x, window, stride, impl=self.pool_impl)
 
     def stem(x):
       x = conv(64, 7, 2, 3, "conv1")(x.astype(self.dtype), train)
-      x = max_pool_ceil(x, 3, 2)
+      x = pool(x, 3, 2)
       x = conv(64, 1, 1, 0, "conv2")(x, train)
       x = conv(192, 3, 1, 1, "conv3")(x, train)
-      return max_pool_ceil(x, 3, 2)
+      return pool(x, 3, 2)
 
     def inception(x, name, channels, last):
       x = Inception(tuple(w(c) for c in channels), axis_name=self.axis_name, dtype=self.dtype,
-                    name=name)(x, train)
-      return max_pool_ceil(x, *POOL_AFTER[name]) if name in POOL_AFTER and not last else x
+                    pool_impl=self.pool_impl, name=name)(x, train)
+      return pool(x, *POOL_AFTER[name]) if name in POOL_AFTER and not last else x
 
     out = [Block("stem", ("conv1", "conv2", "conv3"), stem)]
     kept = INCEPTION_BLOCKS[:max(1, int(round(len(INCEPTION_BLOCKS) * self.depth)))]

@@ -11,12 +11,75 @@ import numpy as np
 Dtype = Any
 
 
-def max_pool_ceil(x: jnp.ndarray, window: int, stride: int, padding: int = 0) -> jnp.ndarray:
+Padding = Tuple[Tuple[int, int], Tuple[int, int]]
+
+
+def _windows(xp: jnp.ndarray, window: int, stride: int, out_hw: Tuple[int, int]):
+  """((i, j), the strided slice of ``xp`` that window offset (i, j) reads), row-major."""
+  out_h, out_w = out_hw
+  for i in range(window):
+    for j in range(window):
+      yield (i, j), jax.lax.slice(xp, (0, i, j, 0),
+                                  (xp.shape[0], i + (out_h - 1) * stride + 1,
+                                   j + (out_w - 1) * stride + 1, xp.shape[3]),
+                                  (1, stride, stride, 1))
+
+
+def _pad_neg_inf(x: jnp.ndarray, padding: Padding) -> jnp.ndarray:
+  return jnp.pad(x, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)),
+                 constant_values=-jnp.inf)
+
+
+def _pool_out(size: int, pads: Tuple[int, int], window: int, stride: int) -> int:
+  return (size + sum(pads) - window) // stride + 1
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
+def max_pool_slices(x: jnp.ndarray, window: int, stride: int, padding: Padding) -> jnp.ndarray:
+  """``nn.max_pool`` (padded cells -inf) as the maximum of k*k strided slices, with a
+  backward pass that sends each output's gradient to the first maximum of its window in
+  row-major order, as XLA's select-and-scatter does. XLA:CPU lowers select-and-scatter
+  to a slow reduce-window over index arrays (benchmarks/conv.py); these slices,
+  compares and interior pads are plain fused elementwise loops."""
+  return _max_pool_fwd(x, window, stride, padding)[0]
+
+
+def _max_pool_fwd(x, window, stride, padding):
+  xp = _pad_neg_inf(x, padding)
+  out_hw = tuple(_pool_out(n, p, window, stride) for n, p in zip(x.shape[1:3], padding))
+  y = functools.reduce(jnp.maximum, (w for _, w in _windows(xp, window, stride, out_hw)))
+  return y, (x, y)
+
+
+def _max_pool_bwd(window, stride, padding, residuals, dy):
+  x, y = residuals
+  xp = _pad_neg_inf(x, padding)
+  taken = jnp.zeros(y.shape, bool)
+  dxp = jnp.zeros(xp.shape, dy.dtype)
+  for (i, j), w in _windows(xp, window, stride, y.shape[1:3]):
+    hit = (w == y) & ~taken
+    taken = taken | hit
+    spread = [(0, 0, 0)] + [(o, full - o - (n - 1) * stride - 1, stride - 1)
+                            for o, full, n in ((i, xp.shape[1], y.shape[1]),
+                                               (j, xp.shape[2], y.shape[2]))] + [(0, 0, 0)]
+    dxp = dxp + jax.lax.pad(jnp.where(hit, dy, 0).astype(dy.dtype), jnp.zeros((), dy.dtype),
+                            spread)
+  (top, _), (left, _) = padding
+  return (dxp[:, top:top + x.shape[1], left:left + x.shape[2]],)
+
+
+max_pool_slices.defvjp(_max_pool_fwd, _max_pool_bwd)
+
+
+def max_pool_ceil(x: jnp.ndarray, window: int, stride: int, padding: int = 0,
+                  impl: str = "auto") -> jnp.ndarray:
   """Max-pooling with PyTorch's ``ceil_mode=True`` output size.
 
   Torchvision's GoogLeNet pools with ceil_mode, so its feature maps are one
   pixel larger than Flax's floor-mode pooling would give; matching it is what
-  lets torchvision checkpoints load. Padded cells hold -inf.
+  lets torchvision checkpoints load. Padded cells hold -inf. ``impl``: 'slices'
+  (``max_pool_slices``, the fast one on CPU), 'xla' (``nn.max_pool``), or 'auto'
+  (slices on CPU, XLA's elsewhere).
   """
   out_sizes = []
   pads = []
@@ -29,7 +92,13 @@ def max_pool_ceil(x: jnp.ndarray, window: int, stride: int, padding: int = 0) ->
     extra = max((out - 1) * stride + window - padded, 0)
     out_sizes.append(out)
     pads.append((padding, padding + extra))
-  return nn.max_pool(x, (window, window), strides=(stride, stride), padding=pads)
+  if impl == "auto":
+    impl = "slices" if jax.default_backend() == "cpu" else "xla"
+  if impl == "slices":
+    return max_pool_slices(x, window, stride, tuple(pads))
+  if impl == "xla":
+    return nn.max_pool(x, (window, window), strides=(stride, stride), padding=pads)
+  raise ValueError(f"impl={impl!r}: use 'auto', 'slices' or 'xla'.")
 
 
 def batch_norm(train: bool, axis_name: Optional[str], dtype: Dtype, name: str,
@@ -204,9 +273,6 @@ class DepthwiseConv(nn.Module):
           x, kernel, (s, s), pads, dimension_numbers=("NHWC", "HWIO", "NHWC"),
           feature_group_count=channels)
     raise ValueError(f"impl={self.impl!r}: use 'auto', 'slices', 'matmul' or 'grouped'.")
-
-
-Padding = Tuple[Tuple[int, int], Tuple[int, int]]
 
 
 def _conv(x: jnp.ndarray, kernel: jnp.ndarray, stride: int, padding: Padding) -> jnp.ndarray:
