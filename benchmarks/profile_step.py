@@ -150,6 +150,17 @@ def main():
   print("\n| kind | pass | ms per step | share |\n| --- | --- | --- | --- |")
   for (kind, phase), ms in by_kind.most_common():
     print(f"| {kind} | {phase} | {ms:.1f} | {ms / total:.1%} |")
+  # The memory-bound passes, by the layer and JAX operation they come from (BatchNorm's
+  # subtract, a pool's select, a kernel gradient's slice copies, ...).
+  by_source = collections.Counter()
+  for name, ms in per_op.items():
+    kind, phase, op = table[name]
+    if kind == "elementwise/copy":
+      layer = next((f"{k}/" for k in ("bn", "conv", "fc", "head") if f"/{k}/" in op), "")
+      by_source[(phase, layer + op.rsplit("/", 1)[-1])] += ms
+  print("\n| elementwise/copy from | pass | ms per step | share |\n| --- | --- | --- | --- |")
+  for (phase, source), ms in by_source.most_common(args.top):
+    print(f"| {source} | {phase} | {ms:.1f} | {ms / total:.1%} |")
   print("\n| operation | kind | pass | ms | share | from |\n| --- | --- | --- | --- | --- | --- |")
   for name, ms in per_op.most_common(args.top):
     kind, phase, op = table[name]
