@@ -56,6 +56,19 @@ def run_stage(stage: recipes.Stage, workdir: str, *, data_root: str, runlocal: b
   return None if "stopped_at" in result else config
 
 
+TIME_FILE = "reproduce_time.json"
+
+
+def add_wall_time(workdir: str, seconds: float) -> float:
+  """Adds one invocation's seconds to the recipe's record in ``workdir``; returns the total,
+  so that a recipe resumed over several invocations reports the time of all of them."""
+  path = files.join(workdir, TIME_FILE)
+  spent = files.read_json(path)["invocations_s"] if files.exists(path) else []
+  spent = [*spent, round(seconds, 1)]
+  files.write_json(path, {"invocations_s": spent, "total_s": round(sum(spent), 1)})
+  return float(sum(spent))
+
+
 def reproduce(name: str, workdir: str, *, data_root: str = "", runlocal: bool = False,
               write_manifest: bool = False,
               extra: Optional[Dict[str, Any]] = None) -> Optional[Dict[str, Any]]:
@@ -69,11 +82,13 @@ def reproduce(name: str, workdir: str, *, data_root: str = "", runlocal: bool = 
                  stage.name, stage.protocol, stage.config)
     config = run_stage(stage, workdir, data_root=data_root, runlocal=runlocal, extra=extra)
     if config is None:
+      add_wall_time(workdir, time.time() - t0)
       return None
   final = manifests.pooled(files.join(workdir, recipe.stages[-1].name))["metrics"]
   expected = manifests.load(name)
   out = {"recipe": name, "mae": final["mae"], "metrics": final,
-         "wall_time_s": time.time() - t0, **verdict(final["mae"], expected)}
+         "wall_time_s": add_wall_time(workdir, time.time() - t0),
+         **verdict(final["mae"], expected)}
   if write_manifest and not runlocal:
     manifests.write(recipe, files.join(workdir, recipe.stages[-1].name), config,
                     out["wall_time_s"], rerun=bool(config.seed))

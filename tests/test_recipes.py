@@ -1,6 +1,7 @@
 """Every recipe's chain at test size, on real data from ../shared (so no recipe rots), and
 the manifests in results/ against docs/results.md."""
 
+import json
 import os
 import subprocess
 import sys
@@ -63,6 +64,9 @@ def test_every_recipe_runs_its_chain_at_test_size(name, data_root, tmp_path):
                               extra=cache)
   assert again["mae"] == out["mae"]
   assert reproduce.summary_line(again).startswith(f"{name}: MAE")
+  # The wall time is that of both invocations: a resumed recipe counts all it cost.
+  assert again["wall_time_s"] == pytest.approx(out["wall_time_s"] + json.load(open(
+      tmp_path / "run" / reproduce.TIME_FILE))["invocations_s"][-1], abs=0.2)
 
 
 def test_every_recipe_stage_builds_its_config():
