@@ -30,6 +30,14 @@ Read next to the paper:
   on the stored centroids. (With a frozen backbone nothing upstream of x
   learns, so the whole S_w / S_b term has no gradient either way.)
 
+Centroid updates (ours, ``centroid_update``): with 'assigned' (the default) the
+momentum update, S_w and the idle counts follow the assignment the branch uses, sampled
+in training. Sampled assignments spread every cluster over the whole batch, so each
+centroid drifts towards the global feature mean and p(c|x) flattens further. With
+'nearest' they follow the nearest centroid (the paper's section 3.2.1 assigns a sample to
+its nearest cluster) while the branch is still sampled from p(c|x): the centroids stay
+where the data are, and the sampling keeps its robustness.
+
 Dead clusters: ``idle_steps`` counts the training steps since a cluster last
 received an example. Once it exceeds ``reseed_after`` the cluster (the
 longest-idle one, one per step) is moved onto the batch example that lies
@@ -47,6 +55,7 @@ import numpy as np
 from clustercnn_jax.random_keys import example_keys, shard_offset
 
 CLUSTERS = "clusters"
+CENTROID_UPDATES = ("assigned", "nearest")
 
 
 def squared_distances(x: jnp.ndarray, centroids: jnp.ndarray) -> jnp.ndarray:
@@ -77,6 +86,7 @@ class ClusterModule(nn.Module):
   momentum: float = 0.999
   sample_in_train: bool = True
   reseed_after: int = 1000
+  centroid_update: str = "assigned"  # 'assigned' | 'nearest' (ours; see the module docstring)
   eps: float = 1e-6
   activation: Callable[[jnp.ndarray], jnp.ndarray] = nn.relu
   axis_name: Optional[str] = None
@@ -98,14 +108,18 @@ class ClusterModule(nn.Module):
     logits = assignment_logits(d2, self.eps)
     probs = jax.nn.softmax(logits, axis=-1)
 
-    if train and self.sample_in_train:
-      assign = self._sample(logits)
-    else:
-      assign = jnp.argmin(d2, axis=-1)
+    if self.centroid_update not in CENTROID_UPDATES:
+      raise ValueError(f"model.cluster.centroid_update={self.centroid_update!r}: use one of "
+                       f"{list(CENTROID_UPDATES)}.")
+    nearest = jnp.argmin(d2, axis=-1)
+    assign = self._sample(logits) if train and self.sample_in_train else nearest
     onehot = jax.nn.one_hot(assign, k, dtype=x.dtype)  # (B, k)
     masked = onehot[:, :, None] * diff  # only the assigned cluster's row survives
     v = self.activation(jnp.einsum("bkd,kdf->bf", masked, kernel) + onehot @ bias)
 
+    # What moves the centroids and measures S_w: the branch's assignment or the nearest.
+    if self.centroid_update == "nearest":
+      onehot = jax.nn.one_hot(nearest, k, dtype=x.dtype)
     dist_assigned = jnp.sqrt(jnp.sum(onehot * d2, axis=-1) + self.eps)  # (B,)
     s_w = jnp.mean(dist_assigned)
     counts = jnp.sum(onehot, axis=0)

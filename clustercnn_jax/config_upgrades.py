@@ -58,6 +58,7 @@ ADDED = (
     ("eval.flip", False),
     ("bn_recalibration_batches", 0),
     ("model.feature_taps", ""),
+    ("data.synthetic.mode_ageing", "shared"),
 )
 
 

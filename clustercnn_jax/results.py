@@ -1,10 +1,11 @@
 """The files a finished run leaves in its workdir besides checkpoints and logs.
 
   results.json       test MAE, the mean-predictor baseline, CS(0..10), cluster counts
-  predictions.npz    ages, predictions and person ids of the test set (what protocols pool)
+  predictions.npz    ages, predictions and person ids of the test set (what protocols pool),
+                     and with the cluster module each example's cluster
 """
 
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import numpy as np
 
@@ -20,10 +21,12 @@ def save_json(workdir: str, name: str, obj: Any) -> None:
 
 
 def write(workdir: str, results: Dict[str, Any], test_ds: ArrayDataset,
-          predictions: np.ndarray) -> None:
+          predictions: np.ndarray, clusters: Optional[np.ndarray] = None) -> None:
+  extra = {} if clusters is None else {"clusters": clusters}
   files.save_npz(files.join(workdir, PREDICTIONS_FILE), ages=test_ds.ages,
                  predictions=predictions,
-                 person_ids=test_ds.person_ids if test_ds.person_ids is not None else [])
+                 person_ids=test_ds.person_ids if test_ds.person_ids is not None else [],
+                 **extra)
   save_json(workdir, RESULTS_FILE, results)
 
 

@@ -178,7 +178,8 @@ def evaluate(p_eval_step, state: TrainState, ds: ArrayDataset,
   result = {"mae": losses.mae(pred, ds.ages), "cs": losses.cumulative_score(pred, ds.ages),
             "num_examples": len(ds), "predictions": pred}
   if assigns:
-    result["cluster_counts"] = np.bincount(np.concatenate(assigns),
+    result["clusters"] = np.concatenate(assigns)
+    result["cluster_counts"] = np.bincount(result["clusters"],
                                            minlength=config.model.cluster.num_clusters).tolist()
   return result
 
@@ -396,7 +397,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       final["fold"] = note
     writer.write_scalars(total_steps, {"test/mae": ev["mae"], "test/mean_baseline_mae": baseline})
     if is_chief:
-      results.write(workdir, final, test_ds, ev["predictions"])
+      results.write(workdir, final, test_ds, ev["predictions"], ev.get("clusters"))
     logging.info("Test MAE %.3f (predicting the training mean: %.3f) on %d examples.",
                  ev["mae"], baseline, ev["num_examples"])
     return final

@@ -31,7 +31,9 @@ def get_config() -> ml_collections.ConfigDict:
       # 'person' (test_person held out: one fold of FG-NET's leave one person out).
       split=dict(kind="given", seed=0, test_fraction=0.2, by_person=False, test_person=1),
       max_examples=0,  # > 0: a seeded subset of that many before a random split
-      synthetic=dict(num_train=8000, num_test=2000, seed=0, max_age=80),
+      # mode_ageing 'opposed': two of the four appearance modes age backwards, a task
+      # on which the cluster module must beat its ablation (data/synthetic.py).
+      synthetic=dict(num_train=8000, num_test=2000, seed=0, max_age=80, mode_ageing="shared"),
   ))
   config.image_size = 128
   config.max_age = 100  # softmax over integer ages 0..max_age
@@ -77,6 +79,9 @@ def get_config() -> ml_collections.ConfigDict:
       momentum=0.999,
       sample_in_train=True,  # False: nearest centroid in training too (ablation)
       reseed_after=1000,  # steps without an example before a cluster is re-seeded
+      # Ours: what moves the centroids, 'assigned' (the branch's, sampled in training) or
+      # 'nearest' (the branch still sampled); cluster.py says why.
+      centroid_update="assigned",
       kmeans_examples=5000,  # k-means++ initialisation on this many training features
   ))
   # ImageNet weights for the backbone: a .pth path or a package carrying one ('' = random

@@ -5,13 +5,16 @@ trained from scratch, 48 px images and a higher learning rate (no pretrained
 weights to protect), so that it learns in minutes.
 
   configs/demo.py            the demo
+  configs/demo.py:opposed    faces of two of the four modes age backwards: the task on
+                             which the cluster module must beat its ablation
+                             (python -m clustercnn_jax.protocols.ablation)
   configs/demo.py:runlocal   a tiny model and run for unit tests (seconds)
 """
 
 from configs import default
 
 
-VARIANTS = dict(runlocal=False)  # what ``configs/demo.py:VARIANT`` may name
+VARIANTS = dict(opposed=False, runlocal=False)  # what ``configs/demo.py:VARIANT`` may name
 
 
 def get_config(arg=None):
@@ -38,6 +41,16 @@ def get_config(arg=None):
   config.num_epochs = 8.0
   config.log_every_steps = 25
   config.checkpoint_every_steps = 200
+  if arg.opposed:
+    # Smaller and shorter than the demo, so that three seeds a side take minutes; one
+    # cluster per generating mode.
+    config.data.synthetic.mode_ageing = "opposed"
+    config.data.synthetic.num_train = 4000
+    config.image_size = 32
+    config.model.backbone_kwargs.widths = (16, 32, 64)
+    config.model.cluster.features = 64
+    config.model.cluster.num_clusters = 4
+    config.num_epochs = 6.0
   if arg.runlocal:
     default.runlocal(config)
     config.model.backbone_kwargs.widths = (8, 16)

@@ -91,6 +91,29 @@ def test_momentum_update_matches_numpy():
                              rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("centroid_update", ["assigned", "nearest"])
+def test_sampled_branch_with_centroids_moved_by_the_assigned_or_the_nearest(centroid_update):
+  """The branch always uses the sampled cluster; the momentum update and S_w use it too
+  ('assigned') or the nearest centroid ('nearest')."""
+  module, variables, x, u = setup(momentum=0.9, sample=True, centroid_update=centroid_update)
+  (v, aux), updates = module.apply(variables, jnp.asarray(x), train=True, mutable=["clusters"],
+                                   rngs={"cluster": jax.random.PRNGKey(3)})
+  sampled = np.asarray(aux["assign"])
+  nearest = np.argmin(((x[:, None] - u[None]) ** 2).sum(-1), -1)
+  assert (sampled != nearest).any()  # the two differ on this batch
+  kernel, bias = (np.asarray(variables["params"][n]) for n in ("kernel", "bias"))
+  np.testing.assert_allclose(v, np_branch(x, u, sampled, kernel, bias), rtol=1e-5, atol=1e-5)
+  moved_by = sampled if centroid_update == "assigned" else nearest
+  np.testing.assert_allclose(updates["clusters"]["centroids"], np_momentum(u, x, moved_by, 0.9),
+                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(aux["s_w"], np_s_w(x, u, moved_by), rtol=1e-5)
+
+
+def test_an_unknown_centroid_update_is_an_error_naming_the_field():
+  with pytest.raises(ValueError, match="model.cluster.centroid_update='mean'"):
+    setup(centroid_update="mean")
+
+
 def test_momentum_update_equals_repeated_per_example_rule_for_identical_examples():
   u = jnp.zeros((1, 2))
   x = np.array([1.0, 2.0])

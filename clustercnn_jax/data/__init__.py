@@ -25,7 +25,8 @@ def _synthetic(config: ml_collections.ConfigDict) -> Tuple[ArrayDataset, ArrayDa
   """Synthetic faces come with their own train and test sets (split kind 'given')."""
   c = config.data.synthetic
   train, test = synthetic.splits(c.num_train, c.num_test, config.image_size, seed=c.seed,
-                                 max_age=min(c.max_age, config.max_age))
+                                 max_age=min(c.max_age, config.max_age),
+                                 mode_ageing=c.mode_ageing)
   return ArrayDataset(train.images, train.ages), ArrayDataset(test.images, test.ages)
 
 

@@ -13,6 +13,12 @@ On top of that, four appearance *modes* (skin tone, light direction and colour,
 background) plus per-image scale, position, brightness and noise give the
 cluster module several distinct populations to separate. Ages are uniform in
 [min_age, max_age]; images are deterministic in the seed.
+
+With ``mode_ageing='opposed'`` the modes also map appearance to age differently: in
+modes 1 and 3 every cue runs backwards (a face drawn with a child's proportions and
+no wrinkles is old, a grey, wrinkled one young). No single monotone map from the age
+cues to age fits every mode, while one per mode does: a task on which a module that
+routes each mode to its own branch must beat one shared layer.
 """
 
 from typing import NamedTuple, Tuple
@@ -137,21 +143,46 @@ def _draw(rng: np.random.Generator, ages: np.ndarray, modes: np.ndarray,
   return np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-def generate(num: int, image_size: int = 64, seed: int = 0, min_age: int = 1,
-             max_age: int = 80, chunk: int = 256) -> FaceAgeArrays:
-  """``num`` synthetic faces; identical for identical arguments."""
+MODE_AGEING = ("shared", "opposed")
+
+
+def ages_and_modes(num: int, seed: int = 0, min_age: int = 1,
+                   max_age: int = 80) -> Tuple[np.ndarray, np.ndarray]:
+  """The ages and hidden modes ``generate`` draws for these arguments, without drawing
+  the images (what a study of the clusters compares them with)."""
   rng = np.random.default_rng(seed)
   ages = rng.integers(min_age, max_age + 1, num).astype(np.int32)
-  modes = rng.integers(0, len(_MODES), num).astype(np.int32)
+  return ages, rng.integers(0, len(_MODES), num).astype(np.int32)
+
+
+def apparent_ages(ages: np.ndarray, modes: np.ndarray, min_age: int, max_age: int,
+                  mode_ageing: str) -> np.ndarray:
+  """The age each face's cues are drawn at: its age, or under 'opposed' in the odd modes
+  its mirror image in [min_age, max_age]."""
+  if mode_ageing not in MODE_AGEING:
+    raise ValueError(f"data.synthetic.mode_ageing={mode_ageing!r}: use one of {MODE_AGEING}.")
+  if mode_ageing == "shared":
+    return ages
+  return np.where(modes % 2 == 1, min_age + max_age - ages, ages).astype(ages.dtype)
+
+
+def generate(num: int, image_size: int = 64, seed: int = 0, min_age: int = 1,
+             max_age: int = 80, chunk: int = 256,
+             mode_ageing: str = "shared") -> FaceAgeArrays:
+  """``num`` synthetic faces; identical for identical arguments."""
+  ages, modes = ages_and_modes(num, seed, min_age, max_age)
+  drawn = apparent_ages(ages, modes, min_age, max_age, mode_ageing)
   images = np.empty((num, image_size, image_size, 3), np.uint8)
   for start in range(0, num, chunk):
     sl = slice(start, start + chunk)
-    images[sl] = _draw(np.random.default_rng([seed, start]), ages[sl], modes[sl], image_size)
+    images[sl] = _draw(np.random.default_rng([seed, start]), drawn[sl], modes[sl], image_size)
   return FaceAgeArrays(images, ages, modes)
 
 
 def splits(num_train: int, num_test: int, image_size: int, seed: int = 0,
-           max_age: int = 80) -> Tuple[FaceAgeArrays, FaceAgeArrays]:
+           max_age: int = 80, mode_ageing: str = "shared") -> Tuple[FaceAgeArrays, FaceAgeArrays]:
   """Disjoint train and test sets (different generator seeds)."""
-  return (generate(num_train, image_size, seed=2 * seed, max_age=max_age),
-          generate(num_test, image_size, seed=2 * seed + 1, max_age=max_age))
+  return (generate(num_train, image_size, seed=2 * seed, max_age=max_age,
+                   mode_ageing=mode_ageing),
+          generate(num_test, image_size, seed=2 * seed + 1, max_age=max_age,
+                   mode_ageing=mode_ageing))
