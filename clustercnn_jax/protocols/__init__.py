@@ -50,8 +50,9 @@ def sweep(config: Any, workdir: str, runs: Sequence[Tuple[str, Dict[str, Any]]],
     jax.clear_caches()
     done = i + 1
     agg = aggregate()
-    logging.info("%s %s: MAE %.2f on %d images | %d of %d done, MAE so far %.2f | ETA %s | "
-                 "RSS %.0f MiB", protocol, name, result["test_mae"], result["num_test"], done,
-                 len(todo), agg.get("mae", agg.get("mae_mean", float("nan"))),
+    so_far = agg.get("mae", agg.get("mae_mean"))  # a study of two settings has none
+    logging.info("%s %s: MAE %.2f on %d images | %d of %d done%s | ETA %s | RSS %.0f MiB",
+                 protocol, name, result["test_mae"], result["num_test"], done, len(todo),
+                 "" if so_far is None else f", MAE so far {so_far:.2f}",
                  format_seconds((time.time() - t0) / done * (len(todo) - done)), resident_mb())
   return aggregate()
