@@ -130,6 +130,7 @@ def test_usage_mistakes_are_one_line_for_every_command(tmp_path, module, args, s
     ("protocols.fgnet_lopo", ["--config", "--workdir", "--folds", "--compilation_cache"]),
     ("protocols.random_splits", ["--config", "--workdir", "--seeds"]),
     ("protocols.compare", ["--names", "--unit", "--resamples"]),
+    ("protocols.ablation", ["--config", "--workdir", "--seeds"]),
     ("protocols.ensemble", ["--output"])])
 def test_help_shows_the_commands_own_flags_and_exits_0(module, own_flags):
   result = run(module, "--help")
@@ -145,7 +146,7 @@ def test_main_help_lists_the_configs_and_their_variants():
   assert result.returncode == 0, result.stderr
   out = result.stdout
   assert "configs/fgnet.py: frozen, partial, runlocal, taps" in out
-  assert "configs/demo.py: runlocal" in out and "configs/utkface.py: frozen, partial, taps" in out
+  assert "configs/demo.py: opposed, runlocal" in out and "configs/utkface.py: frozen, partial, taps" in out
   assert "configs/morph.py: (no variants)" in out
   assert "FG-NET, leave one person out (82 folds), k = 5." in out  # the docstring's first line
   assert "configs/default.py" not in out  # shared by the configs, not one itself
