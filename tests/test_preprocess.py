@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from clustercnn_jax.data.preprocess import preprocess
 
@@ -31,6 +32,7 @@ def test_scale_jitter_zooms_about_the_centre():
   assert abs(ys.mean() - 35.5) < 0.6 and abs(xs.mean() - 35.5) < 0.6
 
 
+@pytest.mark.slow
 def test_augmentation_is_keyed_per_global_example():
   img = jnp.asarray(np.random.default_rng(0).integers(0, 255, (8, 40, 40, 3), np.uint8))
   kw = dict(train=True, flip=True, out_size=32, scale_jitter=0.1, colour_jitter=1.0, **ID)

@@ -260,6 +260,7 @@ def test_efficientnet_lite_scaled_logits_match_the_reference_implementation(back
 
 # --- GoogLeNet against torchvision (needs torch + torchvision) -----------------------------
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("torchvision") is None,
                     reason="torchvision is not installed; see docs/pretrained.md for "
                            "the scratch venv that runs this test")
