@@ -81,7 +81,6 @@ def max_pool_ceil(x: jnp.ndarray, window: int, stride: int, padding: int = 0,
   (``max_pool_slices``, the fast one on CPU), 'xla' (``nn.max_pool``), or 'auto'
   (slices on CPU, XLA's elsewhere).
   """
-  out_sizes = []
   pads = []
   for size in x.shape[1:3]:
     padded = size + 2 * padding
@@ -90,7 +89,6 @@ def max_pool_ceil(x: jnp.ndarray, window: int, stride: int, padding: int = 0,
     if (out - 1) * stride >= size + padding:
       out -= 1
     extra = max((out - 1) * stride + window - padded, 0)
-    out_sizes.append(out)
     pads.append((padding, padding + extra))
   if impl == "auto":
     impl = "slices" if jax.default_backend() == "cpu" else "xla"
@@ -173,16 +171,8 @@ def depthwise_conv(x: jnp.ndarray, kernel: jnp.ndarray, stride: int,
   x = jnp.pad(x, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
   out_h = (x.shape[1] - k) // stride + 1
   out_w = (x.shape[2] - k) // stride + 1
-  y = None
-  for i in range(k):
-    for j in range(k):
-      window = jax.lax.slice(x, (0, i, j, 0),
-                             (x.shape[0], i + (out_h - 1) * stride + 1,
-                              j + (out_w - 1) * stride + 1, x.shape[3]),
-                             (1, stride, stride, 1))
-      term = window * kernel[i, j, 0]
-      y = term if y is None else y + term
-  return y
+  return functools.reduce(jnp.add, (window * kernel[i, j, 0] for (i, j), window
+                                    in _windows(x, k, stride, (out_h, out_w))))
 
 
 def depthwise_matrix(size: Tuple[int, int], kernel_size: int, stride: int,
@@ -291,19 +281,10 @@ def kernel_gradient(x: jnp.ndarray, dy: jnp.ndarray, kernel_size: int, stride: i
   """
   k = kernel_size
   xp = jnp.pad(x, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
-  out_h, out_w = dy.shape[1:3]
-  rows = []
-  for i in range(k):
-    cols = []
-    for j in range(k):
-      window = jax.lax.slice(xp, (0, i, j, 0),
-                             (xp.shape[0], i + (out_h - 1) * stride + 1,
-                              j + (out_w - 1) * stride + 1, xp.shape[3]),
-                             (1, stride, stride, 1))
-      cols.append(jnp.einsum("bhwc,bhwo->co", window, dy,
-                             preferred_element_type=jnp.float32).astype(x.dtype))
-    rows.append(jnp.stack(cols))
-  return jnp.stack(rows)
+  grads = [jnp.einsum("bhwc,bhwo->co", window, dy,
+                      preferred_element_type=jnp.float32).astype(x.dtype)
+           for _, window in _windows(xp, k, stride, dy.shape[1:3])]
+  return jnp.stack(grads).reshape((k, k) + grads[0].shape)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
