@@ -108,8 +108,9 @@ def main(argv: Sequence[str]) -> int:
   paths = list(argv[1:])
   if not paths:
     raise app.UsageError("Give photos or folders to predict on.")
-  cli.setup()
-  model = predictor.load(FLAGS.workdir, FLAGS.step, batch_size=FLAGS.batch_size)
+  cli.setup(cache_on_cpu=True)  # with the saved serving function: no compiling after the first
+  model = predictor.load(FLAGS.workdir, FLAGS.step, batch_size=FLAGS.batch_size,
+                         serving=True)
   writer = csv.writer(sys.stdout) if FLAGS.format == "csv" else None
   if writer:
     writer.writerow(COLUMNS)

@@ -60,6 +60,14 @@ def same_rows(a, b):
         assert abs(x[k] - y[k]) < 2e-3, (k, x, y)
 
 
+def box_iou(a, b):
+  """Intersection over union of two (x0, y0, x1, y1) boxes."""
+  w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+  h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+  area = lambda r: (r[2] - r[0]) * (r[3] - r[1])
+  return w * h / (area(a) + area(b) - w * h)
+
+
 def check_face_row(row, max_age=80, num_clusters=3):
   assert 0 <= row["age"] <= max_age and row["std"] > 0
   assert row["cluster"] in range(num_clusters) and 0 < row["p"] <= 1
@@ -71,7 +79,9 @@ def test_cli_finds_the_astronaut_and_annotates(capsys, trained_workdir, astronau
   assert code == 0
   (row,) = json_rows(out)
   assert row["file"] == astronaut
-  np.testing.assert_allclose(row["box"], ASTRONAUT_BOX, atol=12)
+  # The box is the detector's window at the scale it found the face (photos.DETECT_SIDE):
+  # the same face, not the same pixels; the eyes are what the crop is made from.
+  assert box_iou(row["box"], ASTRONAUT_BOX) > 0.5
   np.testing.assert_allclose(row["eyes"], ASTRONAUT_EYES, atol=8)
   check_face_row(row)
   with Image.open(tmp_path / "ann" / "astronaut.png") as im:  # PNG in, PNG out
@@ -107,7 +117,7 @@ def test_bad_files_give_error_rows_and_the_run_goes_on(capsys, trained_workdir, 
   big = rows["big.jpg"] if isinstance(rows["big.jpg"], list) else [rows["big.jpg"]]
   for row in big:
     check_face_row(row)
-  assert any(np.allclose(r["box"], ASTRONAUT_BOX * 8000 / 512, rtol=0.1) for r in big), big
+  assert any(box_iou(r["box"], ASTRONAUT_BOX * 8000 / 512) > 0.5 for r in big), big
   # predict_files gives the CLI's rows (up to the last digit: another batch size here).
   same_rows(model.predict_files([str(folder)]), json_rows(out))
 
@@ -124,7 +134,7 @@ def test_csv_in_a_real_process(trained_workdir, astronaut, tmp_path):
   rows = list(csv.DictReader(io.StringIO(result.stdout)))
   assert list(rows[0]) == list(predict.COLUMNS)
   assert rows[0]["file"] == astronaut and not rows[0]["error"]
-  np.testing.assert_allclose([float(v) for v in rows[0]["box"].split()], ASTRONAUT_BOX, atol=12)
+  assert box_iou([float(v) for v in rows[0]["box"].split()], ASTRONAUT_BOX) > 0.5
   assert 0 <= float(rows[0]["age"]) <= 80 and int(rows[0]["cluster"]) in range(3)
   assert rows[1]["file"] == str(broken) and "empty file" in rows[1]["error"]
   assert not rows[1]["age"]

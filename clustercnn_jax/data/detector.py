@@ -31,16 +31,22 @@ class Face:
 EyeDetector = Callable[[np.ndarray], Detection]
 
 
+MODELS = ("hog", "mmod")
+
+
 class DlibEyeDetector:
-  """HOG face detector + 5-point landmarks; eye centre = mean of each eye's two corners.
+  """A face detector + 5-point landmarks; eye centre = mean of each eye's two corners.
 
   Detection runs on a copy whose long side is at most ``max_side`` pixels
   (speed), first at that scale and, where no face is found, upsampled
   ``upsample`` times (faces down to ~40 px); coordinates are mapped back to
-  the full image.
+  the full image. ``model``: dlib's HOG frontal detector, or the MMOD CNN that
+  face-recognition-models ships (``benchmarks/detector.py`` compares them).
   """
 
-  def __init__(self, max_side: int = 800, upsample: int = 1):
+  def __init__(self, max_side: int = 800, upsample: int = 1, model: str = "hog"):
+    if model not in MODELS:
+      raise ValueError(f"Unknown face detector {model!r}; choose one of {MODELS}.")
     try:
       import dlib
       import face_recognition_models
@@ -48,7 +54,12 @@ class DlibEyeDetector:
       raise ImportError(
           "The default eye detector needs dlib and its 5-point model: "
           "pip install dlib-bin face-recognition-models") from e
-    self._detector = dlib.get_frontal_face_detector()
+    if model == "hog":
+      self._detector = dlib.get_frontal_face_detector()
+    else:
+      cnn = dlib.cnn_face_detection_model_v1(
+          face_recognition_models.cnn_face_detector_model_location())
+      self._detector = lambda image, up: [d.rect for d in cnn(image, up)]
     self._predictor = dlib.shape_predictor(
         face_recognition_models.pose_predictor_five_point_model_location())
     self._max_side, self._upsample = max_side, upsample

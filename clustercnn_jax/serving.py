@@ -1,0 +1,104 @@
+"""A workdir's inference function saved once, so that later processes start in seconds.
+
+The first ``predict`` (or ``load(workdir, serving=True)``) on a checkpoint
+restores it, traces the model and writes ``WORKDIR/serving/outputs_<step>.jaxexport``
+(``jax.export``: uint8 crops (b, S, S, 3) -> ``inference.outputs``, weights
+inside, any b) with a sidecar naming the step, a digest of ``config.json`` and
+the jax version. Later processes deserialize it instead: no checkpoint read, no
+tracing; with XLA's persistent compilation cache (``cli.setup``), no compiling
+either. A stale, unreadable or unwritable artifact is reported and the model is
+served from the checkpoint as before: the artifact only ever saves time.
+"""
+
+import hashlib
+import logging
+from typing import Any, Dict, Optional, Tuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from clustercnn_jax import files
+
+ARTIFACT_DIR = "serving"
+
+
+def latest_step(workdir: str) -> int:
+  """The newest finished checkpoint's step (orbax names finished step folders by number)."""
+  d = files.path(workdir) / "checkpoints"
+  steps = [int(p.name) for p in d.iterdir() if p.name.isdigit()] if d.is_dir() else []
+  if not steps:
+    raise FileNotFoundError(f"No finished checkpoint in {d}: train there first, or give "
+                            "the workdir of a trained run.")
+  return max(steps)
+
+
+def artifact_path(workdir: str, step: int) -> str:
+  return files.join(workdir, ARTIFACT_DIR, f"outputs_{step}.jaxexport")
+
+
+def fingerprint(workdir: str, step: int) -> Dict[str, Any]:
+  """What the artifact was made from: another config, step or jax makes it stale."""
+  config_text = files.read_text(files.join(workdir, "config.json"))
+  return {"step": step, "config_sha256": hashlib.sha256(config_text.encode()).hexdigest(),
+          "jax": jax.__version__, "platform": jax.default_backend()}
+
+
+def export_outputs(config: ml_collections.ConfigDict, model: Any, variables: Dict[str, Any]
+                   ) -> jax.export.Exported:
+  """uint8 crops (b, S, S, 3) -> ``predictor.forward``'s outputs, b symbolic."""
+  from clustercnn_jax import predictor
+
+  size = config.image_size
+  (b,) = jax.export.symbolic_shape("b")
+  serve = jax.jit(lambda images: predictor.forward(config, model, variables, images))
+  return jax.export.export(serve)(jax.ShapeDtypeStruct((b, size, size, 3), jnp.uint8))
+
+
+def read(workdir: str, step: int) -> Optional[jax.export.Exported]:
+  """The saved function of ``step``, or None (with the reason logged) where there is none
+  that matches this workdir's config, the step and this jax."""
+  path = artifact_path(workdir, step)
+  if not files.exists(path):
+    return None
+  try:
+    saved = files.read_json(path + ".json")
+    if saved != fingerprint(workdir, step):
+      logging.info("%s is stale (made from %s), rebuilding it.", path, saved)
+      return None
+    return jax.export.deserialize(bytearray(files.path(path).read_bytes()))
+  except Exception as e:  # noqa: BLE001 -- any damage to a derived file: rebuild it
+    logging.warning("%s cannot be read (%s: %s); serving from the checkpoint and "
+                    "rewriting it.", path, type(e).__name__, e)
+    return None
+
+
+def write(workdir: str, step: int, exported: jax.export.Exported) -> Optional[str]:
+  """Saves ``exported`` for later processes; a workdir that cannot be written (read-only,
+  no permission) is reported and nothing else changes."""
+  path = artifact_path(workdir, step)
+  try:
+    files.write_bytes(path, bytes(exported.serialize()))
+    files.write_json(path + ".json", fingerprint(workdir, step))
+  except OSError as e:
+    logging.warning("Cannot save the serving function to %s (%s): later starts will restore "
+                    "the checkpoint again.", path, e)
+    return None
+  return path
+
+
+def load(workdir: str, step: Optional[int] = None
+         ) -> Tuple[ml_collections.ConfigDict, jax.export.Exported]:
+  """(config, the saved function) of a workdir's checkpoint, made and saved if needed."""
+  from clustercnn_jax import checkpoint
+
+  config = checkpoint.load_config(workdir)
+  step = latest_step(workdir) if step is None else step
+  exported = read(workdir, step)
+  if exported is None:
+    from clustercnn_jax import train_state
+
+    _, model, variables = train_state.load_model(workdir, step)
+    exported = export_outputs(config, model, variables)
+    write(workdir, step, exported)
+  return config, exported
