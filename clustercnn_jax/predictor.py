@@ -219,7 +219,7 @@ def load(workdir: str, step: Optional[int] = None, batch_size: int = 32, *,
   ``serving``: run the function saved in the workdir (``serving.py``; made on first use),
   which starts in a fraction of the time: ages and clusters, no ``embed``."""
   if serving:
-    config, exported = serving_lib.load(workdir, step)
+    config, exported = serving_lib.load(workdir, step, forward)
   else:
     config, model, variables = train_state.load_model(workdir, step)
   message = synthetic_warning(config, str(workdir))

@@ -12,7 +12,7 @@ served from the checkpoint as before: the artifact only ever saves time.
 
 import hashlib
 import logging
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -44,14 +44,16 @@ def fingerprint(workdir: str, step: int) -> Dict[str, Any]:
           "jax": jax.__version__, "platform": jax.default_backend()}
 
 
-def export_outputs(config: ml_collections.ConfigDict, model: Any, variables: Dict[str, Any]
-                   ) -> jax.export.Exported:
-  """uint8 crops (b, S, S, 3) -> ``predictor.forward``'s outputs, b symbolic."""
-  from clustercnn_jax import predictor
+# (config, model, variables, uint8 images) -> outputs: ``predictor.forward``.
+Forward = Callable[[ml_collections.ConfigDict, Any, Dict[str, Any], jnp.ndarray], Any]
 
+
+def export_outputs(config: ml_collections.ConfigDict, model: Any, variables: Dict[str, Any],
+                   forward: Forward) -> jax.export.Exported:
+  """uint8 crops (b, S, S, 3) -> ``forward``'s outputs, b symbolic."""
   size = config.image_size
   (b,) = jax.export.symbolic_shape("b")
-  serve = jax.jit(lambda images: predictor.forward(config, model, variables, images))
+  serve = jax.jit(lambda images: forward(config, model, variables, images))
   return jax.export.export(serve)(jax.ShapeDtypeStruct((b, size, size, 3), jnp.uint8))
 
 
@@ -87,9 +89,10 @@ def write(workdir: str, step: int, exported: jax.export.Exported) -> Optional[st
   return path
 
 
-def load(workdir: str, step: Optional[int] = None
+def load(workdir: str, step: Optional[int], forward: Forward
          ) -> Tuple[ml_collections.ConfigDict, jax.export.Exported]:
-  """(config, the saved function) of a workdir's checkpoint, made and saved if needed."""
+  """(config, the saved function) of a workdir's checkpoint (the latest where ``step`` is
+  None), made from ``forward`` and saved if needed."""
   from clustercnn_jax import checkpoint
 
   config = checkpoint.load_config(workdir)
@@ -99,6 +102,6 @@ def load(workdir: str, step: Optional[int] = None
     from clustercnn_jax import train_state
 
     _, model, variables = train_state.load_model(workdir, step)
-    exported = export_outputs(config, model, variables)
+    exported = export_outputs(config, model, variables, forward)
     write(workdir, step, exported)
   return config, exported
