@@ -40,7 +40,9 @@ def run_predict(capsys, workdir, *args):
   """The CLI in this process (no jax start-up per call): exit code and stdout."""
   predict.define_flags()
   flags.FLAGS.unparse_flags()
-  argv = flags.FLAGS(["predict", f"--workdir={workdir}", *args])
+  # No compilation cache: this test process's later training steps must not use it
+  # (predict turns it on on CPU, cli.setup).
+  argv = flags.FLAGS(["predict", f"--workdir={workdir}", "--compilation_cache=", *args])
   capsys.readouterr()
   code = predict.main(argv)
   return code, capsys.readouterr().out

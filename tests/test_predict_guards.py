@@ -53,8 +53,9 @@ def test_the_cli_warns_once(trained_workdir, capsys, tmp_path):
   Image.fromarray(np.full((32, 32, 3), 128, np.uint8)).save(tmp_path / "crop.png")
   predict.define_flags()
   flags.FLAGS.unparse_flags()
-  argv = flags.FLAGS(["predict", f"--workdir={trained_workdir}", "--no-detect",
-                      str(tmp_path / "crop.png")])
+  # No compilation cache: this test process's later training steps must not use it.
+  argv = flags.FLAGS(["predict", f"--workdir={trained_workdir}", "--compilation_cache=",
+                      "--no-detect", str(tmp_path / "crop.png")])
   with warnings.catch_warnings(record=True) as record:
     warnings.simplefilter("always")
     assert predict.main(argv) == 0
