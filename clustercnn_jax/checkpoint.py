@@ -28,10 +28,10 @@ import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
-from clustercnn_jax import config_upgrades, files
+from clustercnn_jax import config_upgrades, files, workdirs
 
-CONFIG_FILE = "config.json"
-CHECKPOINT_DIR = "checkpoints"
+CONFIG_FILE = workdirs.CONFIG_FILE
+CHECKPOINT_DIR = workdirs.CHECKPOINT_DIR
 MODEL_COLLECTIONS = ("params", "batch_stats", "clusters")  # what inference and init_from need
 
 
@@ -44,8 +44,7 @@ def manager(workdir: str, config: ml_collections.ConfigDict) -> ocp.CheckpointMa
 
 def has_checkpoint(workdir: str) -> bool:
   """Whether ``workdir`` holds a finished checkpoint (a run there resumes)."""
-  d = files.path(workdir) / CHECKPOINT_DIR
-  return d.is_dir() and any(p.name.isdigit() for p in d.iterdir())
+  return bool(workdirs.finished_steps(workdir))
 
 
 def save(mngr: ocp.CheckpointManager, state: Any, data_state: Any = None, *,

@@ -19,11 +19,10 @@ with the sidecar's values (or the whole photo resized when
 from typing import Any, Dict, Optional, Sequence
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 from absl import app, flags
 
-from clustercnn_jax import checkpoint, cli, files, predictor, train_state
+from clustercnn_jax import cli, files, predictor, serving, train_state
 
 FLAGS = flags.FLAGS
 
@@ -39,12 +38,11 @@ def define_flags() -> None:
 
 def export_ages(config: ml_collections.ConfigDict, model: Any, variables: Dict[str, Any],
                 platforms: Optional[Sequence[str]] = None) -> jax.export.Exported:
-  """uint8 crops (b, S, S, 3) -> ages (b,), b symbolic: one export serves any batch size."""
-  size = config.image_size
-  (b,) = jax.export.symbolic_shape("b")
-  serve = jax.jit(lambda images: predictor.forward(config, model, variables, images)["age"])
-  return jax.export.export(serve, platforms=platforms)(
-      jax.ShapeDtypeStruct((b, size, size, 3), jnp.uint8))
+  """uint8 crops (b, S, S, 3) -> ages (b,), b symbolic."""
+  def ages(*args):
+    return predictor.forward(*args)["age"]
+
+  return serving.export_outputs(config, model, variables, ages, platforms)
 
 
 def sidecar(config: ml_collections.ConfigDict, exported: jax.export.Exported,
@@ -70,9 +68,7 @@ def main(argv: Sequence[str]) -> None:
   out = argv[1]
   cli.setup()
   config, model, variables = train_state.load_model(FLAGS.workdir, FLAGS.step)
-  step = FLAGS.step
-  if step is None:
-    step = checkpoint.manager(FLAGS.workdir, config).latest_step()
+  step = serving.latest_step(FLAGS.workdir) if FLAGS.step is None else FLAGS.step
   exported = export_ages(config, model, variables, FLAGS.platforms)
   blob = exported.serialize()
   files.write_bytes(out, bytes(blob))

@@ -12,25 +12,25 @@ served from the checkpoint as before: the artifact only ever saves time.
 
 import hashlib
 import logging
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 
-from clustercnn_jax import files
+from clustercnn_jax import files, workdirs
 
 ARTIFACT_DIR = "serving"
 
 
 def latest_step(workdir: str) -> int:
-  """The newest finished checkpoint's step (orbax names finished step folders by number)."""
-  d = files.path(workdir) / "checkpoints"
-  steps = [int(p.name) for p in d.iterdir() if p.name.isdigit()] if d.is_dir() else []
+  """The newest finished checkpoint's step."""
+  steps = workdirs.finished_steps(workdir)
   if not steps:
-    raise FileNotFoundError(f"No finished checkpoint in {d}: train there first, or give "
-                            "the workdir of a trained run.")
-  return max(steps)
+    raise FileNotFoundError(
+        f"No finished checkpoint in {files.join(workdir, workdirs.CHECKPOINT_DIR)}: train "
+        "there first, or give the workdir of a trained run.")
+  return steps[-1]
 
 
 def artifact_path(workdir: str, step: int) -> str:
@@ -39,7 +39,7 @@ def artifact_path(workdir: str, step: int) -> str:
 
 def fingerprint(workdir: str, step: int) -> Dict[str, Any]:
   """What the artifact was made from: another config, step or jax makes it stale."""
-  config_text = files.read_text(files.join(workdir, "config.json"))
+  config_text = files.read_text(files.join(workdir, workdirs.CONFIG_FILE))
   return {"step": step, "config_sha256": hashlib.sha256(config_text.encode()).hexdigest(),
           "jax": jax.__version__, "platform": jax.default_backend()}
 
@@ -49,12 +49,15 @@ Forward = Callable[[ml_collections.ConfigDict, Any, Dict[str, Any], jnp.ndarray]
 
 
 def export_outputs(config: ml_collections.ConfigDict, model: Any, variables: Dict[str, Any],
-                   forward: Forward) -> jax.export.Exported:
-  """uint8 crops (b, S, S, 3) -> ``forward``'s outputs, b symbolic."""
+                   forward: Forward, platforms: Optional[Sequence[str]] = None
+                   ) -> jax.export.Exported:
+  """uint8 crops (b, S, S, 3) -> ``forward``'s outputs, b symbolic: one export serves any
+  batch size."""
   size = config.image_size
   (b,) = jax.export.symbolic_shape("b")
   serve = jax.jit(lambda images: forward(config, model, variables, images))
-  return jax.export.export(serve)(jax.ShapeDtypeStruct((b, size, size, 3), jnp.uint8))
+  return jax.export.export(serve, platforms=platforms)(
+      jax.ShapeDtypeStruct((b, size, size, 3), jnp.uint8))
 
 
 def read(workdir: str, step: int) -> Optional[jax.export.Exported]:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import clustercnn_jax
-from clustercnn_jax import files, serving, train_state
+from clustercnn_jax import files, serving, train_state, workdirs
 from clustercnn_jax.data import synthetic
 
 
@@ -86,3 +86,11 @@ def test_an_unwritable_workdir_still_predicts(workdir, crops, monkeypatch, caplo
 def test_no_checkpoint_says_so(tmp_path):
   with pytest.raises(FileNotFoundError, match="No finished checkpoint"):
     serving.latest_step(str(tmp_path))
+
+
+def test_the_latest_step_skips_a_checkpoint_being_written(tmp_path):
+  # orbax writes a step under a temporary name and renames it when finished.
+  for name in ("6", "12", "18.orbax-checkpoint-tmp-1700000000"):
+    os.makedirs(tmp_path / "checkpoints" / name)
+  assert workdirs.finished_steps(str(tmp_path)) == [6, 12]
+  assert serving.latest_step(str(tmp_path)) == 12
