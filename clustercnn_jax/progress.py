@@ -1,4 +1,8 @@
-"""How long work has left, for the logs of long runs."""
+"""How long work has left and the memory it holds, for the logs of long runs."""
+
+import ctypes
+import ctypes.util
+import gc
 
 
 def format_seconds(s: float) -> str:
@@ -19,3 +23,21 @@ def resident_mb() -> float:
     pass
   import resource
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def release_memory() -> None:
+  """Hands the heap freed since the last call back to the operating system.
+
+  glibc keeps freed memory in its arenas, so a process that trains run after run
+  (82 folds) keeps each run's peak resident; collecting cycles, then
+  ``malloc_trim(0)``, returns it. A no-op where there is no glibc.
+  """
+  gc.collect()
+  name = ctypes.util.find_library("c")
+  if name is None:
+    return
+  try:
+    trim = ctypes.CDLL(name).malloc_trim
+  except (OSError, AttributeError):  # not glibc (musl, macOS)
+    return
+  trim(0)
