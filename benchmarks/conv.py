@@ -4,6 +4,8 @@ one run with their ratio:
 * depthwise: XLA's grouped convolution against shifted slices (``layers.DepthwiseConv``);
 * dense: XLA's backward-filter convolution for the kernel gradient against k*k matmuls of
   shifted input slices (``layers.Conv``);
+* pointwise (1x1) projections: that convolution against one matmul over channels
+  (``layers.Conv(impl='dot')``), forward alone and forward + backward;
 * max-pool: XLA's select-and-scatter gradient against the maximum of k*k strided slices
   with a first-maximum mask (``layers.max_pool_ceil``; GoogLeNet's pools).
 
@@ -29,6 +31,9 @@ DENSE = (("dense 3x3 192->128", (32, 192), dict(features=128, kernel_size=3, pad
          ("dense 1x1 256->128", (32, 256), dict(features=128, kernel_size=1)),
          ("dense 7x7 s2 3->64", (128, 3), dict(features=64, kernel_size=7, stride=2,
                                                padding=((3, 3),) * 2)))
+# 1x1 projections of EfficientNet-Lite0 and GoogLeNet (input (H, C) -> features).
+POINTWISE = (("1x1 96->24", (56, 96), 24), ("1x1 144->24", (28, 144), 24),
+             ("1x1 480->64", (16, 480), 64), ("1x1 1152->192", (7, 1152), 192))
 # GoogLeNet at 128 px: the stem's pool, a pool between stages, the inception pool branch.
 POOLS = (("max-pool 3x3 s2", (64, 64), dict(window=3, stride=2)),
          ("max-pool 3x3 s2", (16, 480), dict(window=3, stride=2)),
@@ -51,6 +56,11 @@ def fwd_bwd(module, x):
   return median_time(step, params, x)
 
 
+def forward(module, x):
+  params = module.init(jax.random.PRNGKey(1), x)
+  return median_time(jax.jit(module.apply), params, x)
+
+
 def pool_fwd_bwd(impl, kw, x):
   step = jax.jit(jax.grad(lambda x: jnp.sum(max_pool_ceil(x, impl=impl, **kw) ** 2)))
   return median_time(step, x)
@@ -70,6 +80,14 @@ def main():
     t_slow, t_fast = fwd_bwd(make(slow), x), fwd_bwd(make(fast), x)
     print(f"  {name:20s} on {size}x{size}: {slow} {t_slow * 1e3:7.1f}   {fast} "
           f"{t_fast * 1e3:7.1f}   speed-up {t_slow / t_fast:5.1f}x")
+  for name, (size, channels), features in POINTWISE:
+    x = jax.random.normal(jax.random.PRNGKey(0), (args.batch, size, size, channels))
+    (fwd_conv, fwd_dot), (both_conv, both_dot) = [
+        [f(Conv(features, 1, impl=impl), x) for impl in ("matmul", "dot")]
+        for f in (forward, fwd_bwd)]
+    print(f"  {name:20s} on {size}x{size}: forward conv {fwd_conv * 1e3:6.1f}   dot "
+          f"{fwd_dot * 1e3:6.1f}   speed-up {fwd_conv / fwd_dot:4.1f}x; forward + backward conv "
+          f"{both_conv * 1e3:6.1f}   dot {both_dot * 1e3:6.1f}   {both_conv / both_dot:4.1f}x")
   for name, (size, channels), kw in POOLS:
     x = jax.random.normal(jax.random.PRNGKey(0), (args.batch, size, size, channels))
     t_slow, t_fast = pool_fwd_bwd("xla", kw, x), pool_fwd_bwd("slices", kw, x)

@@ -1,6 +1,7 @@
 """Where a train step's time goes: XLA's own per-operation profile, summarised.
 
   python benchmarks/profile_step.py --backbone=googlenet --image_size=128 --batch_size=32
+  python benchmarks/profile_step.py --backbone=efficientnet_lite0 --image_size=112 --inference
 
 Traces --steps steps with ``jax.profiler`` (a Perfetto trace, kept in --trace_dir
 for Perfetto or TensorBoard), then reads back the time of every operation XLA ran
@@ -90,6 +91,8 @@ def main():
   p.add_argument("--trace_dir", default="")
   p.add_argument("--augment", action="store_true",
                  help="keep the default augmentation (off by default, as in vs_pytorch.py)")
+  p.add_argument("--inference", action="store_true",
+                 help="the evaluation forward pass instead of the train step")
   args = p.parse_args()
   config = default.get_config()
   config.model.backbone = args.backbone
@@ -114,11 +117,23 @@ def main():
     images = rng.integers(0, 255, (1, b, s, s, 3), np.uint8)
   batch = jax.pmap(lambda x: x)({"images": images,
                                   "ages": rng.uniform(1, 80, (1, b)).astype(np.float32)})
-  step = jax.pmap(functools.partial(train.train_step, model=p_model, config=config,
-                                    inputs=inference.inputs_for(config)),
-                  axis_name=train.AXIS, donate_argnums=(0,))
+  inputs = inference.inputs_for(config)
+  if args.inference:
+    forward = jax.pmap(functools.partial(train.eval_step, model=model, config=config,
+                                         inputs=inputs), axis_name=train.AXIS)
+
+    def step(state, batch, rngs):
+      return state, forward(state, batch)
+
+    lowered = forward.lower
+  else:
+    step = jax.pmap(functools.partial(train.train_step, model=p_model, config=config,
+                                      inputs=inputs),
+                    axis_name=train.AXIS, donate_argnums=(0,))
+    lowered = step.lower
   state, rngs = jax_utils.replicate(state), jax_utils.replicate(jax.random.PRNGKey(0))
-  hlo = step.lower(state, batch, rngs).compile().as_text()
+  hlo = (lowered(state, batch) if args.inference else lowered(state, batch, rngs)
+         ).compile().as_text()
   table = hlo_table(hlo)
   state, m = step(state, batch, rngs)  # compile and warm up
   state, m = step(state, batch, rngs)
@@ -139,6 +154,7 @@ def main():
       per_op[e["name"]] += e.get("dur", 0.0) / 1e3 / args.steps  # ms per step
   total = sum(per_op.values())
   print(f"{args.backbone}, {args.image_size}px, batch {args.batch_size}"
+        + (", inference" if args.inference else "")
         + (", augmented" if args.augment else "")
         + (f", trained from {args.train_from}" if args.train_from else "")
         + f": {total:.0f} ms of XLA operations per step ({len(per_op)} operations); "

@@ -132,15 +132,17 @@ def test_same_padding_is_tensorflows(size, kernel, stride, expected):
 
 # --- Convolutions: kernel gradient as matmuls against XLA's backward-filter convolution ----
 
-@pytest.mark.parametrize("kernel,stride,padding", [(3, 1, ((1, 1), (1, 1))), (1, 1, ((0, 0), (0, 0))),
-                                                   (7, 2, ((3, 3), (3, 3))), (3, 2, ((0, 1), (0, 1)))])
-def test_conv_with_matmul_kernel_gradient_equals_flax_conv(kernel, stride, padding):
+@pytest.mark.parametrize("kernel,stride,padding,impl", [
+    (3, 1, ((1, 1), (1, 1)), "matmul"), (1, 1, ((0, 0), (0, 0)), "matmul"),
+    (7, 2, ((3, 3), (3, 3)), "matmul"), (3, 2, ((0, 1), (0, 1)), "matmul"),
+    (1, 1, ((0, 0), (0, 0)), "dot")])
+def test_conv_formulations_equal_flax_conv(kernel, stride, padding, impl):
   """Same parameters as nn.Conv (same init), same outputs, same gradients to 1e-4."""
   import flax.linen as nn
 
   x = jax.random.normal(jax.random.PRNGKey(0), (3, 10, 10, 5))
   ref = nn.Conv(4, (kernel, kernel), (stride, stride), padding=list(padding), use_bias=False)
-  fast = Conv(4, kernel, stride, padding=padding, impl="matmul")
+  fast = Conv(4, kernel, stride, padding=padding, impl=impl)
   params = ref.init(jax.random.PRNGKey(1), x)
   assert_trees_equal = lambda a, b: [np.testing.assert_array_equal(u, v) for u, v in
                                      zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b))]
@@ -151,6 +153,23 @@ def test_conv_with_matmul_kernel_gradient_equals_flax_conv(kernel, stride, paddi
   for a, b in zip(jax.tree_util.tree_leaves(jax.grad(loss(fast), argnums=(0, 1))(params, x)),
                   jax.tree_util.tree_leaves(jax.grad(loss(ref), argnums=(0, 1))(params, x))):
     np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-5)
+
+
+def test_auto_convolution_is_a_dot_for_projections_only():
+  """On CPU a 1x1 convolution to fewer channels is a plain matmul (faster there, forward and
+  backward: benchmarks/conv.py); one to more channels, or any larger kernel, is not."""
+  x = jnp.ones((1, 4, 4, 8))
+
+  def has_conv(features, kernel):
+    m = Conv(features, kernel)
+    return "conv_general_dilated" in str(jax.make_jaxpr(m.apply)(m.init(jax.random.PRNGKey(0), x), x))
+
+  assert not has_conv(4, 1)
+  assert has_conv(16, 1)
+  assert has_conv(4, 3)
+  with pytest.raises(ValueError, match="1x1"):
+    m = Conv(4, 3, impl="dot")
+    m.init(jax.random.PRNGKey(0), x)
 
 
 @pytest.mark.slow

@@ -315,7 +315,10 @@ class Conv(nn.Module):
 
   'matmul' ``kernel_gradient`` (k*k matmuls; the fast one on CPU);
   'xla'    XLA's backward-filter convolution (cuDNN/TPU kernels on accelerators);
-  'auto'   'matmul' on CPU, 'xla' elsewhere.
+  'dot'    a 1x1 convolution at stride 1 as one matmul over channels, forward and backward;
+  'auto'   on CPU 'dot' for 1x1 projections to at most as many channels (XLA:CPU's
+           convolution is slower there; to more channels its forward pass wins) and
+           'matmul' otherwise; 'xla' elsewhere.
   """
 
   features: int
@@ -334,10 +337,17 @@ class Conv(nn.Module):
     padding = tuple(tuple(int(p) for p in pair) for pair in self.padding)
     x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
     impl = self.impl
+    pointwise = k == 1 and self.stride == 1 and not any(any(p) for p in padding)
     if impl == "auto":
-      impl = "matmul" if jax.default_backend() == "cpu" else "xla"
+      impl = "xla"
+      if jax.default_backend() == "cpu":
+        impl = "dot" if pointwise and self.features <= x.shape[-1] else "matmul"
     if impl == "matmul":
       return conv_matmul_kernel_grad(x, kernel, self.stride, padding)
     if impl == "xla":
       return _conv(x, kernel, self.stride, padding)
-    raise ValueError(f"impl={self.impl!r}: use 'auto', 'matmul' or 'xla'.")
+    if impl == "dot":
+      if not pointwise:
+        raise ValueError("impl='dot' is for 1x1 convolutions at stride 1 without padding.")
+      return jnp.einsum("nhwc,co->nhwo", x, kernel[0, 0])
+    raise ValueError(f"impl={self.impl!r}: use 'auto', 'matmul', 'xla' or 'dot'.")
