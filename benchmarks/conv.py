@@ -4,6 +4,8 @@ one run with their ratio:
 * depthwise: XLA's grouped convolution against shifted slices (``layers.DepthwiseConv``);
 * dense: XLA's backward-filter convolution for the kernel gradient against k*k matmuls of
   shifted input slices (``layers.Conv``);
+* small depthwise maps (8x8 and less): shifted slices against one matmul per channel
+  (``impl='matmul'``), forward alone (inference) and forward + backward (training);
 * pointwise (1x1) projections: that convolution against one matmul over channels
   (``layers.Conv(impl='dot')``), forward alone and forward + backward;
 * max-pool: XLA's select-and-scatter gradient against the maximum of k*k strided slices
@@ -31,6 +33,9 @@ DENSE = (("dense 3x3 192->128", (32, 192), dict(features=128, kernel_size=3, pad
          ("dense 1x1 256->128", (32, 256), dict(features=128, kernel_size=1)),
          ("dense 7x7 s2 3->64", (128, 3), dict(features=64, kernel_size=7, stride=2,
                                                padding=((3, 3),) * 2)))
+# EfficientNet-Lite0's last stages at 112 px.
+SMALL_DEPTHWISE = (("depthwise 5x5 s1", (7, 1152), dict(kernel_size=5, stride=1)),
+                   ("depthwise 3x3 s1", (7, 1152), dict(kernel_size=3, stride=1)))
 # 1x1 projections of EfficientNet-Lite0 and GoogLeNet (input (H, C) -> features).
 POINTWISE = (("1x1 96->24", (56, 96), 24), ("1x1 144->24", (28, 144), 24),
              ("1x1 480->64", (16, 480), 64), ("1x1 1152->192", (7, 1152), 192))
@@ -80,6 +85,14 @@ def main():
     t_slow, t_fast = fwd_bwd(make(slow), x), fwd_bwd(make(fast), x)
     print(f"  {name:20s} on {size}x{size}: {slow} {t_slow * 1e3:7.1f}   {fast} "
           f"{t_fast * 1e3:7.1f}   speed-up {t_slow / t_fast:5.1f}x")
+  for name, (size, channels), kw in SMALL_DEPTHWISE:
+    x = jax.random.normal(jax.random.PRNGKey(0), (args.batch, size, size, channels))
+    (fwd_s, fwd_m), (both_s, both_m) = [
+        [f(DepthwiseConv(padding="SAME", impl=impl, **kw), x) for impl in ("slices", "matmul")]
+        for f in (forward, fwd_bwd)]
+    print(f"  {name:20s} on {size}x{size}x{channels}: forward slices {fwd_s * 1e3:6.1f}   "
+          f"matmul {fwd_m * 1e3:6.1f}; forward + backward slices {both_s * 1e3:6.1f}   matmul "
+          f"{both_m * 1e3:6.1f}   speed-up {both_s / both_m:4.1f}x")
   for name, (size, channels), features in POINTWISE:
     x = jax.random.normal(jax.random.PRNGKey(0), (args.batch, size, size, channels))
     (fwd_conv, fwd_dot), (both_conv, both_dot) = [

@@ -155,6 +155,17 @@ def test_conv_formulations_equal_flax_conv(kernel, stride, padding, impl):
     np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-5)
 
 
+def test_auto_depthwise_takes_the_matmul_form_only_where_it_is_differentiated():
+  """On CPU small maps take the matmul form in training (its backward pass is the fast one)
+  and the shifted slices in inference (their forward pass is)."""
+  x = jnp.ones((1, 4, 4, 8))
+  m = DepthwiseConv(3)
+  params = m.init(jax.random.PRNGKey(0), x)
+  jaxpr = lambda train: str(jax.make_jaxpr(lambda p: m.apply(p, x, train))(params))
+  assert "dot_general" in jaxpr(True)
+  assert "dot_general" not in jaxpr(False)
+
+
 def test_auto_convolution_is_a_dot_for_projections_only():
   """On CPU a 1x1 convolution to fewer channels is a plain matmul (faster there, forward and
   backward: benchmarks/conv.py); one to more channels, or any larger kernel, is not."""

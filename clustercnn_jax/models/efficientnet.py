@@ -71,7 +71,7 @@ class MBConv(nn.Module):
     if self.expand != 1:
       y = relu6(bn("_bn0")(_conv(y, hidden, 1, dtype=self.dtype, name="_expand_conv")))
     y = DepthwiseConv(self.kernel, self.stride, padding="SAME", impl=self.depthwise_impl,
-                      dtype=self.dtype, name="_depthwise_conv")(y)
+                      dtype=self.dtype, name="_depthwise_conv")(y, train)
     y = relu6(bn("_bn1")(y))
     y = bn("_bn2")(_conv(y, self.features, 1, dtype=self.dtype, name="_project_conv"))
     if self.stride == 1 and x.shape[-1] == self.features:

@@ -203,7 +203,7 @@ def depthwise_conv_matmul(x: jnp.ndarray, kernel: jnp.ndarray, stride: int,
   For small feature maps (EfficientNet's and MobileNet's last stages, 4x4 to 8x8) the
   extra multiplications by zero cost less than they save: XLA:CPU computes the
   backward pass of these batched matmuls 3-7x faster than that of the shifted slices,
-  whose kernel gradient is 25 column reductions (benchmarks/conv.py --depthwise).
+  whose kernel gradient is 25 column reductions (benchmarks/conv.py).
   """
   n, h, w, c = x.shape
   k = kernel.shape[0]
@@ -226,8 +226,11 @@ class DepthwiseConv(nn.Module):
   'slices'  ``depthwise_conv`` above (the fast one on CPU for large feature maps);
   'matmul'  ``depthwise_conv_matmul`` (the fast one on CPU for small ones, in training);
   'grouped' XLA's grouped convolution (cuDNN/TPU kernels on accelerators);
-  'auto'    on CPU 'matmul' up to MATMUL_MAX_PIXELS input pixels, else 'slices';
+  'auto'    on CPU 'matmul' in training up to MATMUL_MAX_PIXELS input pixels, else
+            'slices' (forward alone, the slices are 2-6x faster there too);
             'grouped' elsewhere.
+
+  ``train``: whether this call will be differentiated (only 'auto' looks at it).
 
   ``padding``: 'SAME' (TensorFlow's, asymmetric at stride 2) or 'SYMMETRIC' ((k-1)/2, PyTorch's).
   """
@@ -240,7 +243,7 @@ class DepthwiseConv(nn.Module):
   kernel_init: Any = nn.initializers.lecun_normal()
 
   @nn.compact
-  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+  def __call__(self, x: jnp.ndarray, train: bool = True) -> jnp.ndarray:
     k, s, channels = self.kernel_size, self.stride, x.shape[-1]
     kernel = self.param("kernel", self.kernel_init, (k, k, 1, channels), jnp.float32)
     if self.padding == "SAME":
@@ -251,8 +254,11 @@ class DepthwiseConv(nn.Module):
       raise ValueError(f"padding={self.padding!r}: use 'SAME' or 'SYMMETRIC'.")
     impl = self.impl
     if impl == "auto":
-      small = x.shape[1] * x.shape[2] <= MATMUL_MAX_PIXELS
-      impl = ("matmul" if small else "slices") if jax.default_backend() == "cpu" else "grouped"
+      if jax.default_backend() != "cpu":
+        impl = "grouped"
+      else:
+        small = x.shape[1] * x.shape[2] <= MATMUL_MAX_PIXELS
+        impl = "matmul" if small and train else "slices"
     x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
     if impl == "slices":
       return depthwise_conv(x, kernel, s, pads)

@@ -36,7 +36,7 @@ class ConvBNReLU6(nn.Module):
     p = (self.kernel - 1) // 2
     if self.depthwise:
       x = DepthwiseConv(self.kernel, self.stride, padding="SYMMETRIC", impl=self.depthwise_impl,
-                        dtype=self.dtype, name="_0")(x)
+                        dtype=self.dtype, name="_0")(x, train)
     else:
       x = Conv(self.features, self.kernel, self.stride, padding=((p, p), (p, p)),
                dtype=self.dtype, name="_0")(x)
