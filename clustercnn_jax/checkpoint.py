@@ -28,10 +28,10 @@ import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
-from clustercnn_jax import config_upgrades, files, workdirs
-
-CONFIG_FILE = workdirs.CONFIG_FILE
-CHECKPOINT_DIR = workdirs.CHECKPOINT_DIR
+from clustercnn_jax import files, workdirs
+# The config's files live in ``workdirs`` (no orbax there); these names stay for callers.
+from clustercnn_jax.workdirs import (  # noqa: F401
+    CHECKPOINT_DIR, CONFIG_FILE, has_config, load_config, save_config)
 MODEL_COLLECTIONS = ("params", "batch_stats", "clusters")  # what inference and init_from need
 
 
@@ -128,24 +128,3 @@ def _check_shapes(item_dir: epath.Path, abstract: Any, workdir: str) -> None:
                      f"match its checkpoint, e.g. {bad[:3]}. Was config.json edited (max_age, "
                      "model.backbone, model.cluster.enabled, model.cluster.num_clusters, "
                      "model.cluster.features)?")
-
-
-def save_config(workdir: str, config: ml_collections.ConfigDict) -> None:
-  """Written whole (a temporary file renamed onto config.json): never half a config."""
-  files.makedirs(workdir)
-  files.write_text(files.join(workdir, CONFIG_FILE),
-                   config.to_json_best_effort(indent=2, sort_keys=True))
-
-
-def has_config(workdir: str) -> bool:
-  return files.exists(files.join(workdir, CONFIG_FILE))
-
-
-def load_config(workdir: str, upgrade: bool = True) -> ml_collections.ConfigDict:
-  """The workdir's config.json, with the fields added since filled by their former
-  behaviour (``config_upgrades``) unless ``upgrade`` is false."""
-  path = files.join(workdir, CONFIG_FILE)
-  if not files.exists(path):
-    raise FileNotFoundError(f"{path} not found: is {workdir!r} a clustercnn_jax workdir?")
-  config = ml_collections.ConfigDict(files.read_json(path))
-  return config_upgrades.upgrade(config) if upgrade else config

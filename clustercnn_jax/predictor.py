@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from clustercnn_jax import inference, train_state
+from clustercnn_jax import inference
 from clustercnn_jax import serving as serving_lib
 from clustercnn_jax.data import photos
 
@@ -221,6 +221,8 @@ def load(workdir: str, step: Optional[int] = None, batch_size: int = 32, *,
   if serving:
     config, exported = serving_lib.load(workdir, step, forward)
   else:
+    from clustercnn_jax import train_state  # orbax and the models: not needed when serving
+
     config, model, variables = train_state.load_model(workdir, step)
   message = synthetic_warning(config, str(workdir))
   if message:

@@ -96,9 +96,7 @@ def load(workdir: str, step: Optional[int], forward: Forward
          ) -> Tuple[ml_collections.ConfigDict, jax.export.Exported]:
   """(config, the saved function) of a workdir's checkpoint (the latest where ``step`` is
   None), made from ``forward`` and saved if needed."""
-  from clustercnn_jax import checkpoint
-
-  config = checkpoint.load_config(workdir)
+  config = workdirs.load_config(workdir)
   step = latest_step(workdir) if step is None else step
   exported = read(workdir, step)
   if exported is None:
