@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clustercnn_jax.data.images import ImageReadError, decode, encode_png, read_image
+from clustercnn_jax.data.images import (ImageReadError, decode, encode_png, read_image,
+                                        read_upright)
 
 
 def save(tmp_path, name, im, **kw):
@@ -80,6 +81,18 @@ def test_exif_rotation(tmp_path):
   exif[0x0112] = 6  # "rotate 90 CW to display"
   out = read_image(save(tmp_path, "rot.jpg", im, exif=exif, quality=95))
   assert out.shape == (40, 30, 3)
+
+
+@pytest.mark.parametrize("ext", ["jpg", "png"])
+def test_upright_size_is_the_files_frame_rotated_and_before_downscaling(tmp_path, ext):
+  im = Image.fromarray(gradient(400, 300))
+  exif = im.getexif()
+  exif[0x0112] = 6
+  out, size = read_upright(save(tmp_path, f"rot.{ext}", im, exif=exif), max_side=100)
+  assert size == (300, 400)
+  assert out.shape == (100, 75, 3)
+  _, size = read_upright(save(tmp_path, f"plain.{ext}", im), max_side=100)
+  assert size == (400, 300)
 
 
 def test_huge_image_is_downscaled(tmp_path):

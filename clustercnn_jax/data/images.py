@@ -44,6 +44,14 @@ def _to_rgb(im):
 
 def read_image(path: str, max_side: int = DEFAULT_MAX_SIDE) -> np.ndarray:
   """The image as uint8 (H, W, 3), upright, long side at most ``max_side``."""
+  return read_upright(path, max_side)[0]
+
+
+def read_upright(path: str, max_side: int = DEFAULT_MAX_SIDE
+                 ) -> Tuple[np.ndarray, Tuple[int, int]]:
+  """``read_image``'s array, and the (width, height) of the photo in the file with its EXIF
+  orientation applied: the frame that coordinates found on the (perhaps downscaled) array
+  are reported in. One decode for both (a PNG's EXIF is read by decoding it)."""
   from PIL import Image, ImageOps, UnidentifiedImageError
 
   try:
@@ -56,9 +64,12 @@ def read_image(path: str, max_side: int = DEFAULT_MAX_SIDE) -> np.ndarray:
     with warnings.catch_warnings():
       warnings.simplefilter("error", Image.DecompressionBombWarning)
       with Image.open(path) as im:
+        width, height = im.size
         if im.format == "JPEG" and max(im.size) > max_side:
           im.draft("RGB", (max_side, max_side))  # decode at 1/2, 1/4 or 1/8 size
         im.load()
+        if im.getexif().get(0x0112) in (5, 6, 7, 8):  # rotated by 90 or 270 degrees
+          width, height = height, width
         im = ImageOps.exif_transpose(im)
         im = _to_rgb(im)
   except UnidentifiedImageError:
@@ -71,19 +82,7 @@ def read_image(path: str, max_side: int = DEFAULT_MAX_SIDE) -> np.ndarray:
     scale = max_side / max(im.size)
     im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))),
                    Image.BILINEAR)
-  return np.asarray(im, np.uint8)
-
-
-def upright_size(path: str) -> Tuple[int, int]:
-  """(width, height) of the photo in the file, EXIF orientation applied: the frame that
-  coordinates found on ``read_image``'s (perhaps downscaled) copy are reported in."""
-  from PIL import Image
-
-  with Image.open(path) as im:
-    w, h = im.size
-    if im.getexif().get(0x0112) in (5, 6, 7, 8):  # rotated by 90 or 270 degrees
-      w, h = h, w
-  return w, h
+  return np.asarray(im, np.uint8), (width, height)
 
 
 def resize(image: np.ndarray, size: int) -> np.ndarray:

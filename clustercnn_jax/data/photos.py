@@ -68,8 +68,8 @@ def read_photo(path: str, config: ml_collections.ConfigDict,
   """
   photo = Photo(path)
   try:
-    photo.image = images.read_image(path)
-    photo.scale = images.upright_size(path)[0] / photo.image.shape[1]
+    photo.image, (width, _) = images.read_upright(path)
+    photo.scale = width / photo.image.shape[1]
   except (images.ImageReadError, OSError) as e:
     photo.error = str(e)
     return photo
