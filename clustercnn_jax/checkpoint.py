@@ -100,14 +100,16 @@ def restore_variables(workdir: str, target: Any, step: Optional[int] = None) -> 
   fine-tuned from without it: a workdir stays loadable when that layout changes. The
   variables must still have the shapes the config gives them; a mismatch names them.
   """
-  mngr = manager(workdir, load_config(workdir))
-  step = _latest(mngr, step)
   template = {c: flax.serialization.to_state_dict(getattr(target, c)) for c in MODEL_COLLECTIONS}
   abstract = _abstract(template, jax.sharding.SingleDeviceSharding(jax.local_devices()[0]))
-  _check_shapes(epath.Path(mngr.directory) / str(step) / "state", abstract, workdir)
-  restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
-      abstract, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract),
-      partial_restore=True)))["state"]
+  # Closed when done: an open manager keeps every restored array's metadata, which 82
+  # init_from folds in one process would pile up.
+  with manager(workdir, load_config(workdir)) as mngr:
+    step = _latest(mngr, step)
+    _check_shapes(epath.Path(mngr.directory) / str(step) / "state", abstract, workdir)
+    restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
+        abstract, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract),
+        partial_restore=True)))["state"]
   return {c: flax.serialization.from_state_dict(getattr(target, c), restored.get(c, {}))
           for c in MODEL_COLLECTIONS}
 
@@ -115,7 +117,11 @@ def restore_variables(workdir: str, target: Any, step: Optional[int] = None) -> 
 def _check_shapes(item_dir: epath.Path, abstract: Any, workdir: str) -> None:
   """Every array of ``abstract`` is in the saved item, with its shape: checked on the
   metadata, before reading, so a mismatch is one clear error."""
-  saved = ocp.StandardCheckpointHandler().metadata(item_dir)
+  handler = ocp.StandardCheckpointHandler()
+  try:
+    saved = handler.metadata(item_dir)
+  finally:
+    handler.close()
   saved = dict(jax.tree_util.tree_flatten_with_path(getattr(saved, "tree", saved))[0])
   bad = []
   for path, want in jax.tree_util.tree_flatten_with_path(abstract)[0]:

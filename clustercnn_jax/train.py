@@ -403,6 +403,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     return final
   finally:
     mngr.wait_until_finished()
+    mngr.close()
     writer.close()
     if previous_handler is not None:
       signal.signal(signal.SIGTERM, previous_handler)
