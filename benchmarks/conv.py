@@ -85,22 +85,18 @@ def main():
     t_slow, t_fast = fwd_bwd(make(slow), x), fwd_bwd(make(fast), x)
     print(f"  {name:20s} on {size}x{size}: {slow} {t_slow * 1e3:7.1f}   {fast} "
           f"{t_fast * 1e3:7.1f}   speed-up {t_slow / t_fast:5.1f}x")
-  for name, (size, channels), kw in SMALL_DEPTHWISE:
+  # Forward alone (inference) and forward + backward (training), each way.
+  both_ways = [(name, shape, lambda impl, kw=kw: DepthwiseConv(padding="SAME", impl=impl, **kw),
+                ("slices", "matmul")) for name, shape, kw in SMALL_DEPTHWISE]
+  both_ways += [(name, shape, lambda impl, f=features: Conv(f, 1, impl=impl), ("matmul", "dot"))
+                for name, shape, features in POINTWISE]
+  for name, (size, channels), make, (a, b) in both_ways:
     x = jax.random.normal(jax.random.PRNGKey(0), (args.batch, size, size, channels))
-    (fwd_s, fwd_m), (both_s, both_m) = [
-        [f(DepthwiseConv(padding="SAME", impl=impl, **kw), x) for impl in ("slices", "matmul")]
-        for f in (forward, fwd_bwd)]
-    print(f"  {name:20s} on {size}x{size}x{channels}: forward slices {fwd_s * 1e3:6.1f}   "
-          f"matmul {fwd_m * 1e3:6.1f}; forward + backward slices {both_s * 1e3:6.1f}   matmul "
-          f"{both_m * 1e3:6.1f}   speed-up {both_s / both_m:4.1f}x")
-  for name, (size, channels), features in POINTWISE:
-    x = jax.random.normal(jax.random.PRNGKey(0), (args.batch, size, size, channels))
-    (fwd_conv, fwd_dot), (both_conv, both_dot) = [
-        [f(Conv(features, 1, impl=impl), x) for impl in ("matmul", "dot")]
-        for f in (forward, fwd_bwd)]
-    print(f"  {name:20s} on {size}x{size}: forward conv {fwd_conv * 1e3:6.1f}   dot "
-          f"{fwd_dot * 1e3:6.1f}   speed-up {fwd_conv / fwd_dot:4.1f}x; forward + backward conv "
-          f"{both_conv * 1e3:6.1f}   dot {both_dot * 1e3:6.1f}   {both_conv / both_dot:4.1f}x")
+    (fwd_a, fwd_b), (both_a, both_b) = [[f(make(impl), x) for impl in (a, b)]
+                                        for f in (forward, fwd_bwd)]
+    print(f"  {name:20s} on {size}x{size}x{channels}: forward {a} {fwd_a * 1e3:6.1f}   {b} "
+          f"{fwd_b * 1e3:6.1f}   speed-up {fwd_a / fwd_b:4.1f}x; forward + backward {a} "
+          f"{both_a * 1e3:6.1f}   {b} {both_b * 1e3:6.1f}   {both_a / both_b:4.1f}x")
   for name, (size, channels), kw in POOLS:
     x = jax.random.normal(jax.random.PRNGKey(0), (args.batch, size, size, channels))
     t_slow, t_fast = pool_fwd_bwd("xla", kw, x), pool_fwd_bwd("slices", kw, x)
