@@ -3,8 +3,8 @@
 The first ``predict`` (or ``load(workdir, serving=True)``) on a checkpoint
 restores it, traces the model and writes ``WORKDIR/serving/outputs_<step>.jaxexport``
 (``jax.export``: uint8 crops (b, S, S, 3) -> ``inference.outputs``, weights
-inside, any b) with a sidecar naming the step, a digest of ``config.json`` and
-the jax version. Later processes deserialize it instead: no checkpoint read, no
+inside, any b) with a sidecar naming the step, digests of ``config.json`` and of
+this package's code, and the jax version. Later processes deserialize it instead: no checkpoint read, no
 tracing; with XLA's persistent compilation cache (``cli.setup``), no compiling
 either. A stale, unreadable or unwritable artifact is reported and the model is
 served from the checkpoint as before: the artifact only ever saves time.
@@ -12,6 +12,7 @@ served from the checkpoint as before: the artifact only ever saves time.
 
 import hashlib
 import logging
+import pathlib
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import jax
@@ -37,11 +38,23 @@ def artifact_path(workdir: str, step: int) -> str:
   return files.join(workdir, ARTIFACT_DIR, f"outputs_{step}.jaxexport")
 
 
+def code_digest() -> str:
+  """SHA-256 over this package's Python sources: the saved function bakes in how the model
+  computed when it was traced, so a changed formulation (a faster layer, a fix) rebuilds it."""
+  root = pathlib.Path(__file__).resolve().parent
+  h = hashlib.sha256()
+  for source in sorted(root.rglob("*.py")):
+    h.update(source.relative_to(root).as_posix().encode())
+    h.update(source.read_bytes())
+  return h.hexdigest()
+
+
 def fingerprint(workdir: str, step: int) -> Dict[str, Any]:
-  """What the artifact was made from: another config, step or jax makes it stale."""
+  """What the artifact was made from: another config, step, code or jax makes it stale."""
   config_text = files.read_text(files.join(workdir, workdirs.CONFIG_FILE))
   return {"step": step, "config_sha256": hashlib.sha256(config_text.encode()).hexdigest(),
-          "jax": jax.__version__, "platform": jax.default_backend()}
+          "code_sha256": code_digest(), "jax": jax.__version__,
+          "platform": jax.default_backend()}
 
 
 # (config, model, variables, uint8 images) -> outputs: ``predictor.forward``.

@@ -71,6 +71,14 @@ def test_a_changed_config_or_a_damaged_file_is_rebuilt(workdir, crops, caplog):
   assert serving.read(workdir, serving.latest_step(workdir)) is not None  # repaired
 
 
+def test_changed_code_makes_the_artifact_stale(workdir, crops, monkeypatch):
+  clustercnn_jax.load(workdir, serving=True).predict(crops)
+  step = serving.latest_step(workdir)
+  assert serving.read(workdir, step) is not None
+  monkeypatch.setattr(serving, "code_digest", lambda: "another formulation")
+  assert serving.read(workdir, step) is None
+
+
 def test_an_unwritable_workdir_still_predicts(workdir, crops, monkeypatch, caplog):
   def refuse(path, data):
     raise PermissionError(13, "Permission denied", path)
