@@ -8,13 +8,18 @@ weights to protect), so that it learns in minutes.
   configs/demo.py:opposed    faces of two of the four modes age backwards: the task on
                              which the cluster module must beat its ablation
                              (python -m clustercnn_jax.protocols.ablation)
+  configs/demo.py:opposed,frozen  as :opposed, but the small CNN stays at its random
+                             initialisation and its first stage's pooled output joins the
+                             features: features that keep the appearance modes apart, as
+                             a pretrained backbone's do, so that only the cluster module
+                             (or its ablation) and the head learn
   configs/demo.py:runlocal   a tiny model and run for unit tests (seconds)
 """
 
 from configs import default
 
 
-VARIANTS = dict(opposed=False, runlocal=False)  # what ``configs/demo.py:VARIANT`` may name
+VARIANTS = dict(frozen=False, opposed=False, runlocal=False)  # what ``configs/demo.py:VARIANT`` may name
 
 
 def get_config(arg=None):
@@ -51,6 +56,12 @@ def get_config(arg=None):
     config.model.cluster.features = 64
     config.model.cluster.num_clusters = 4
     config.num_epochs = 6.0
+  if arg.frozen:
+    # No backbone learning can undo the modes for the shared layer here, nor fold them
+    # together for the clusters. Steps on fixed features are cheap, so train longer.
+    config.model.freeze_backbone = True
+    config.model.feature_taps = "stage0"
+    config.num_epochs = 40.0
   if arg.runlocal:
     default.runlocal(config)
     config.model.backbone_kwargs.widths = (8, 16)

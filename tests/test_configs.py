@@ -14,7 +14,8 @@ def test_parse_arg_switches_values_and_unknown_names():
     default.parse_arg("frozn", frozen=False)
 
 
-@pytest.mark.parametrize("module,arg", [(demo, None), (demo, "runlocal"), (fgnet, None),
+@pytest.mark.parametrize("module,arg", [(demo, None), (demo, "runlocal"), (demo, "opposed"),
+                                        (demo, "opposed,frozen"), (fgnet, None),
                                         (fgnet, "frozen"), (fgnet, "partial"), (fgnet, "runlocal"),
                                         (morph, None), (utkface, None), (utkface, "frozen"),
                                         (utkface, "partial"), (fgnet, "frozen,taps"),
