@@ -99,6 +99,8 @@ def restore_variables(workdir: str, target: Any, step: Optional[int] = None) -> 
   code's version (which parameters it masks, say), and a model is used, evaluated or
   fine-tuned from without it: a workdir stays loadable when that layout changes. The
   variables must still have the shapes the config gives them; a mismatch names them.
+  A restore that orbax refuses (a shape, a missing array) is explained from the saved
+  metadata: every mismatched array, and the config fields that usually cause it.
   """
   template = {c: flax.serialization.to_state_dict(getattr(target, c)) for c in MODEL_COLLECTIONS}
   abstract = _abstract(template, jax.sharding.SingleDeviceSharding(jax.local_devices()[0]))
@@ -106,10 +108,15 @@ def restore_variables(workdir: str, target: Any, step: Optional[int] = None) -> 
   # init_from folds in one process would pile up.
   with manager(workdir, load_config(workdir)) as mngr:
     step = _latest(mngr, step)
-    _check_shapes(epath.Path(mngr.directory) / str(step) / "state", abstract, workdir)
-    restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
-        abstract, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract),
-        partial_restore=True)))["state"]
+    try:
+      restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
+          abstract, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract),
+          partial_restore=True)))["state"]
+    except (ValueError, TypeError, KeyError):
+      # Only now read the saved metadata, to name every mismatch: orbax keeps about 2 MB
+      # of it per read, which 82 init_from folds in one process would pile up.
+      _check_shapes(epath.Path(mngr.directory) / str(step) / "state", abstract, workdir)
+      raise
   return {c: flax.serialization.from_state_dict(getattr(target, c), restored.get(c, {}))
           for c in MODEL_COLLECTIONS}
 

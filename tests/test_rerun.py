@@ -135,3 +135,26 @@ def test_a_single_fold_says_it_is_one_fold_of_the_protocol(tmp_path):
   assert note in run.stdout and note in run.stderr  # printed and logged
   with open(tmp_path / "fold" / "results.json") as f:
     assert json.load(f)["fold"] == note
+
+
+@pytest.mark.parametrize("field,value", [("max_age", 60), ("model.cluster.enabled", False)])
+def test_a_config_json_that_no_longer_matches_its_checkpoint_names_the_arrays(
+    own_trained_workdir, field, value):
+  """The checkpoint's metadata is read only when orbax refuses the restore (it keeps some
+  of it per read), and then names what differs instead of orbax's first complaint."""
+  import json
+
+  from clustercnn_jax import load
+
+  path = os.path.join(own_trained_workdir, "config.json")
+  with open(path) as f:
+    saved = json.load(f)
+  section, _, key = field.rpartition(".")
+  node = saved
+  for part in filter(None, section.split(".")):
+    node = node[part]
+  node[key] = value
+  with open(path, "w") as f:
+    json.dump(saved, f)
+  with pytest.raises(ValueError, match="do not match its checkpoint.*Was config.json edited"):
+    load(own_trained_workdir)
