@@ -8,7 +8,8 @@ image is detected at, the upsampling tried when nothing is found), over FG-NET
 - found: the share of images with at least one face;
 - eyes ok (FG-NET, whose 68 points give the true eyes): the share whose largest
   face has both eye centres within a quarter of the true inter-eye distance;
-- ms: mean and 95th percentile of detection + landmarks per image (already read).
+- ms: mean and 95th percentile of detection + landmarks per image (already read);
+- image: RGB, or the luminance HOG then scans (``grey``).
 The MMOD CNN is seconds per image on a CPU, so it runs on the first
 ``--mmod_limit`` images of each set only (its rates are over those).
 """
@@ -28,9 +29,10 @@ sys.path.insert(0, ROOT)
 from clustercnn_jax.data import faces, images  # noqa: E402
 from clustercnn_jax.data.detector import DlibEyeDetector  # noqa: E402
 
-# (model, max_side, upsample): the default first.
-SETTINGS = (("hog", 800, 1), ("hog", 640, 1), ("hog", 480, 1), ("hog", 400, 1),
-            ("hog", 320, 1), ("hog", 320, 0), ("mmod", 320, 0))
+# (model, max_side, upsample, grey): the builders' default first, then photos.default_detector.
+SETTINGS = (("hog", 800, 1, False), ("hog", 640, 1, False), ("hog", 480, 1, False),
+            ("hog", 400, 1, False), ("hog", 320, 1, False), ("hog", 320, 1, True),
+            ("hog", 320, 0, False), ("hog", 256, 1, True), ("mmod", 320, 0, False))
 
 
 def fgnet_set(root: str, limit: int) -> List[Tuple[str, Optional[faces.Eyes]]]:
@@ -68,6 +70,8 @@ def main() -> None:
   parser.add_argument("--data_root", default=os.path.join(ROOT, "..", "shared", "data"))
   parser.add_argument("--limit", type=int, default=1000, help="images per set (0: all)")
   parser.add_argument("--mmod_limit", type=int, default=60)
+  parser.add_argument("--only", default="", help="settings 'model,side,upsample,grey' "
+                      "separated by ';', e.g. 'hog,320,1,0;hog,320,1,1' (default: all)")
   args = parser.parse_args()
   sets = {}
   for name, make in (("FG-NET", fgnet_set), ("UTKFace", utkface_set)):
@@ -78,17 +82,19 @@ def main() -> None:
     sets[name] = [(images.read_image(f), eyes) for f, eyes in listed]
   sizes = {k: int(np.median([max(im.shape[:2]) for im, _ in v])) for k, v in sets.items()}
   print("long side (median): " + ", ".join(f"{k} {s} px" for k, s in sizes.items()))
-  print("| detector | long side | upsample if none | set | images | found | eyes ok "
+  print("| detector | long side | upsample if none | image | set | images | found | eyes ok "
         "| ms mean | ms p95 |")
-  print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-  for model, max_side, upsample in SETTINGS:
-    detector = DlibEyeDetector(max_side=max_side, upsample=upsample, model=model)
+  print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+  for model, max_side, upsample, grey in SETTINGS:
+    if args.only and f"{model},{max_side},{upsample},{int(grey)}" not in args.only.split(";"):
+      continue
+    detector = DlibEyeDetector(max_side=max_side, upsample=upsample, model=model, grey=grey)
     for name, items in sets.items():
       if model == "mmod":
         items = items[:args.mmod_limit]
       r = measure(detector, items)
       eyes = f"{r['ok']:.1%}" if name == "FG-NET" else "–"
-      print(f"| {model} | {max_side} | {upsample} | {name} | {r['n']} | {r['found']:.1%} | "
+      print(f"| {model} | {max_side} | {upsample} | {'grey' if grey else 'RGB'} | {name} | {r['n']} | {r['found']:.1%} | "
             f"{eyes} | {r['mean_ms']:.1f} | {r['p95_ms']:.1f} |", flush=True)
 
 

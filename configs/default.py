@@ -32,7 +32,7 @@ def get_config() -> ml_collections.ConfigDict:
       split=dict(kind="given", seed=0, test_fraction=0.2, by_person=False, test_person=1),
       max_examples=0,  # > 0: a seeded subset of that many before a random split
       # mode_ageing 'opposed': two of the four appearance modes age backwards, a task
-      # on which the cluster module must beat its ablation (data/synthetic.py).
+      # for the cluster module against its ablation (data/synthetic.py).
       synthetic=dict(num_train=8000, num_test=2000, seed=0, max_age=80, mode_ageing="shared"),
   ))
   config.image_size = 128

@@ -5,8 +5,8 @@ trained from scratch, 48 px images and a higher learning rate (no pretrained
 weights to protect), so that it learns in minutes.
 
   configs/demo.py            the demo
-  configs/demo.py:opposed    faces of two of the four modes age backwards: the task on
-                             which the cluster module must beat its ablation
+  configs/demo.py:opposed    faces of two of the four modes age backwards: the cluster
+                             study's task, trained end to end
                              (python -m clustercnn_jax.protocols.ablation)
   configs/demo.py:opposed,frozen  as :opposed, but the small CNN stays at its random
                              initialisation and its first stage's pooled output joins the

@@ -22,10 +22,11 @@ def test_parse_morph_names():
   assert morph.parse_leading_age("holiday_34.jpg") is None
 
 
-def test_detector_finds_the_astronauts_eyes():
+@pytest.mark.parametrize("max_side,grey", [(800, False), (320, False), (320, True)])
+def test_detector_finds_the_astronauts_eyes(max_side, grey):
   from clustercnn_jax.data.detector import DlibEyeDetector
 
-  det = DlibEyeDetector()
+  det = DlibEyeDetector(max_side=max_side, grey=grey)
   found = det(skimage_data.astronaut())
   assert found.num_faces >= 1
   # Eyes of the portrait, read off the image by hand: about (204, 102) and (246, 104).

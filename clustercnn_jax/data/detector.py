@@ -42,9 +42,12 @@ class DlibEyeDetector:
   ``upsample`` times (faces down to ~40 px); coordinates are mapped back to
   the full image. ``model``: dlib's HOG frontal detector, or the MMOD CNN that
   face-recognition-models ships (``benchmarks/detector.py`` compares them).
+  ``grey``: detect and place the landmarks on the image's luminance (ITU-R 601), where
+  HOG computes one gradient per pixel instead of the strongest of three.
   """
 
-  def __init__(self, max_side: int = 800, upsample: int = 1, model: str = "hog"):
+  def __init__(self, max_side: int = 800, upsample: int = 1, model: str = "hog",
+               grey: bool = False):
     if model not in MODELS:
       raise ValueError(f"Unknown face detector {model!r}; choose one of {MODELS}.")
     try:
@@ -62,7 +65,7 @@ class DlibEyeDetector:
       self._detector = lambda image, up: [d.rect for d in cnn(image, up)]
     self._predictor = dlib.shape_predictor(
         face_recognition_models.pose_predictor_five_point_model_location())
-    self._max_side, self._upsample = max_side, upsample
+    self._max_side, self._upsample, self._grey = max_side, upsample, grey
 
   def __call__(self, image: np.ndarray) -> Detection:
     """The largest face's eyes, and how many faces there are."""
@@ -80,12 +83,15 @@ class DlibEyeDetector:
     from PIL import Image
 
     image = np.ascontiguousarray(image, np.uint8)
-    scale = min(1.0, self._max_side / max(image.shape[:2]))
+    h, w = image.shape[:2]
+    scale = min(1.0, self._max_side / max(h, w))
     small = image
-    if scale < 1.0:
-      h, w = image.shape[:2]
-      small = np.asarray(Image.fromarray(image).resize(
-          (max(1, round(w * scale)), max(1, round(h * scale))), Image.BILINEAR))
+    if scale < 1.0 or self._grey:
+      pil = Image.fromarray(image)
+      pil = pil.convert("L") if self._grey else pil  # first: a third of the pixels to resize
+      if scale < 1.0:
+        pil = pil.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BILINEAR)
+      small = np.asarray(pil)
     # Faces of 80 px and more are found at the native scale, which is several times
     # faster; only when none is found, look again with the image upsampled.
     rects = list(self._detector(small, 0))

@@ -17,8 +17,9 @@ cluster module several distinct populations to separate. Ages are uniform in
 With ``mode_ageing='opposed'`` the modes also map appearance to age differently: in
 modes 1 and 3 every cue runs backwards (a face drawn with a child's proportions and
 no wrinkles is old, a grey, wrinkled one young). No single monotone map from the age
-cues to age fits every mode, while one per mode does: a task on which a module that
-routes each mode to its own branch must beat one shared layer.
+cues to age fits every mode, while one per mode does: a task for a module that routes
+each mode to its own branch against one shared layer, end to end (``configs/demo.py:opposed``)
+or on fixed features (``:opposed,frozen``); docs/cluster_module.md has the study.
 """
 
 from typing import NamedTuple, Tuple
