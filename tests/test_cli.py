@@ -50,7 +50,7 @@ def test_a_misspelt_config_field_is_one_line_naming_the_closest(tmp_path, field,
     (["--config=configs/fgnet.py", "--config.pretrained=TMP/googlenet-1378be20.pth"],
      "To get googlenet-1378be20.pth: download"),
     (["--config=configs/nothere.py"], "--config=configs/nothere.py: no such file"),
-    (["--config=configs/demo.py:frozen"], "Unknown config argument 'frozen'"),
+    (["--config=configs/demo.py:partial"], "Unknown config argument 'partial'"),
 ])
 def test_config_errors_before_training_are_one_error_without_traceback(tmp_path, args, says):
   result = run("main", f"--workdir={tmp_path / 'w'}",
@@ -146,7 +146,7 @@ def test_main_help_lists_the_configs_and_their_variants():
   assert result.returncode == 0, result.stderr
   out = result.stdout
   assert "configs/fgnet.py: frozen, partial, runlocal, taps" in out
-  assert "configs/demo.py: opposed, runlocal" in out and "configs/utkface.py: frozen, partial, taps" in out
+  assert "configs/demo.py: frozen, opposed, runlocal" in out and "configs/utkface.py: frozen, partial, taps" in out
   assert "configs/morph.py: (no variants)" in out
   assert "FG-NET, leave one person out (82 folds), k = 5." in out  # the docstring's first line
   assert "configs/default.py" not in out  # shared by the configs, not one itself
