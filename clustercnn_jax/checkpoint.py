@@ -123,7 +123,8 @@ def restore_variables(workdir: str, target: Any, step: Optional[int] = None) -> 
 
 def _check_shapes(item_dir: epath.Path, abstract: Any, workdir: str) -> None:
   """Every array of ``abstract`` is in the saved item, with its shape: checked on the
-  metadata, before reading, so a mismatch is one clear error."""
+  saved metadata after orbax refused a restore, so that a mismatch is one clear error
+  naming every array that differs."""
   handler = ocp.StandardCheckpointHandler()
   try:
     saved = handler.metadata(item_dir)
