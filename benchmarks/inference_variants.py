@@ -1,13 +1,13 @@
-"""Two things inference could get for free, timed against the forward pass we run, in one run:
+"""Two things inference could get for free, timed against the unfolded forward pass, in one run:
 
-* BatchNorm folded into the convolution before it: the most folding can buy is the
-  network with each inference-mode BatchNorm replaced by the bias add that a folded
-  convolution keeps (random weights: the time does not depend on their values);
+* BatchNorm folded into the convolution before it (``models.folding``, what ``predict``,
+  ``export`` and the feature caches run), with the largest difference it makes to the
+  features (random weights and BatchNorm statistics);
 * bfloat16: the backbone's weights and activations in bfloat16 instead of float32.
 
-Each variant is timed twice, alternating with float32 + BatchNorm, on the backbone's
-evaluation-mode forward pass (pooled features), and the ratio of medians is printed
-(> 1: the variant is faster).
+Each variant is timed ``--rounds`` times, alternating with float32 + BatchNorm, on the
+backbone's evaluation-mode forward pass (pooled features), and the ratio of medians is
+printed (> 1: the variant is faster).
 
   python benchmarks/inference_variants.py [--nets=efficientnet_lite0,mobilenet_v2,googlenet]
       [--batch=32] [--rounds=2]
@@ -18,45 +18,48 @@ import os
 import sys
 import time
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from clustercnn_jax.models import (efficientnet, get_backbone, googlenet, layers,  # noqa: E402
-                                   mobilenet)
+from clustercnn_jax.models import folding, get_backbone  # noqa: E402
 
 SIZES = {"efficientnet_lite0": 112, "mobilenet_v2": 112, "googlenet": 128}
-BN_USERS = (layers, efficientnet, mobilenet, googlenet)
 
 
-class BiasOnly(nn.Module):
-  """What an inference BatchNorm leaves once folded into its convolution: a bias add."""
+def random_statistics(variables):
+  """BatchNorm scales, biases and running statistics away from their initial 1s and 0s,
+  so that folding has something to fold."""
+  rng = np.random.RandomState(1)
 
-  @nn.compact
-  def __call__(self, x):
-    return x + self.param("bias", nn.initializers.zeros, (x.shape[-1],))
+  def draw(path, a):
+    name = path[-1].key
+    if name in ("scale", "var"):
+      return jnp.asarray(rng.uniform(0.5, 1.5, a.shape), a.dtype)
+    if name in ("mean", "bias"):
+      return jnp.asarray(rng.normal(0, 0.1, a.shape), a.dtype)
+    return a
 
-
-def _bias_only(train, axis_name, dtype, name, **_):
-  del train, axis_name, dtype
-  return BiasOnly(name=name)
-
-
-def _use_batch_norm(fn) -> None:
-  for module in BN_USERS:
-    if hasattr(module, "batch_norm"):
-      module.batch_norm = fn
+  return jax.tree_util.tree_map_with_path(draw, variables)
 
 
-def forward_ms(name: str, batch: int, dtype, reps: int = 5) -> float:
+def variant(name: str, batch: int, kind: str):
+  """(jitted forward, variables, input) for 'float32', 'folded' or 'bfloat16'."""
   size = SIZES[name]
+  dtype = jnp.bfloat16 if kind == "bfloat16" else jnp.float32
   net = get_backbone(name, dtype=dtype)
   x = jnp.asarray(np.random.RandomState(0).rand(batch, size, size, 3), jnp.float32)
-  variables = net.init(jax.random.PRNGKey(0), x[:1], train=False)
+  variables = random_statistics(net.init(jax.random.PRNGKey(0), x[:1], train=False))
+  apply = lambda v, x: net.apply(v, x.astype(dtype), train=False)
+  if kind == "folded":
+    variables, paths = folding.fold_batch_norms(apply, variables, x)
+    apply = folding.run_folded(apply, paths)
   variables = jax.tree_util.tree_map(lambda a: a.astype(dtype), variables)
-  forward = jax.jit(lambda v, x: net.apply(v, x.astype(dtype), train=False))
+  return jax.jit(apply), variables, x
+
+
+def forward_ms(forward, variables, x, reps: int = 5) -> float:
   forward(variables, x).block_until_ready()
   times = []
   for _ in range(reps):
@@ -72,23 +75,23 @@ def main() -> int:
   parser.add_argument("--batch", type=int, default=32)
   parser.add_argument("--rounds", type=int, default=2)
   args = parser.parse_args()
-  batch_norm = layers.batch_norm
-  variants = {"float32 + BatchNorm": (batch_norm, jnp.float32),
-              "float32, BatchNorm folded (bias add)": (_bias_only, jnp.float32),
-              "bfloat16 + BatchNorm": (batch_norm, jnp.bfloat16)}
+  labels = {"float32": "float32 + BatchNorm", "folded": "float32, BatchNorm folded",
+            "bfloat16": "bfloat16 + BatchNorm"}
   print(f"{jax.default_backend()}, batch {args.batch}, evaluation-mode forward (median ms)")
   for name in args.nets.split(","):
-    times = {v: [] for v in variants}
+    built = {kind: variant(name, args.batch, kind) for kind in labels}
+    features = {kind: np.asarray(f(v, x), np.float32) for kind, (f, v, x) in built.items()}
+    times = {kind: [] for kind in labels}
     for _ in range(args.rounds):
-      for variant, (bn, dtype) in variants.items():
-        _use_batch_norm(bn)
-        jax.clear_caches()
-        times[variant].append(forward_ms(name, args.batch, dtype))
-    _use_batch_norm(batch_norm)
-    base = np.median(times["float32 + BatchNorm"])
-    for variant, ts in times.items():
-      print(f"  {name:20s} {variant:38s} {' '.join(f'{t:6.1f}' for t in ts)}   "
-            f"speed-up {base / np.median(ts):4.2f}x", flush=True)
+      for kind, (forward, variables, x) in built.items():
+        times[kind].append(forward_ms(forward, variables, x))
+    base = np.median(times["float32"])
+    scale = np.abs(features["float32"]).max()
+    for kind, ts in times.items():
+      moved = np.abs(features[kind] - features["float32"]).max() / scale
+      print(f"  {name:20s} {labels[kind]:28s} {' '.join(f'{t:6.1f}' for t in ts)}   "
+            f"speed-up {base / np.median(ts):4.2f}x   features moved {moved:.1e} of their "
+            "largest", flush=True)
   return 0
 
 

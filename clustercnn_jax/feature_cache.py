@@ -32,6 +32,7 @@ from clustercnn_jax import models, pretrained
 from clustercnn_jax.data.dataset import ArrayDataset
 from clustercnn_jax.data.images import digests as image_digests
 from clustercnn_jax.data.preprocess import preprocess_view, views
+from clustercnn_jax.models import folding
 from clustercnn_jax.models.model import AgeModel, feature_taps, frozen_blocks_params
 
 CACHE_DTYPES = ("float32", "float16")  # config.cache.dtype: how a cache stores arrays
@@ -140,12 +141,18 @@ def feature_datasets(state: Any, model: AgeModel, config: ml_collections.ConfigD
        config.cache.dtype) + ((tuple(sorted(taps)), "mean") if taps else ()),
       weights_digest(frozen))
 
-  @jax.jit
   def embed(variables, images):
     out = [model.apply(variables, preprocess_view(config, images, zoom, flip),
                        method=AgeModel.frozen_part) for zoom, flip in view_list]
     return jnp.stack(out, axis=1).astype(config.cache.dtype)
 
+  if not datasets:
+    return []
+  # BatchNorm folded into the convolutions once, here (models/folding.py).
+  sample = datasets[0].images
+  embed, frozen = folding.fold_function(
+      embed, frozen, jax.ShapeDtypeStruct((1,) + sample.shape[1:], sample.dtype))
+  embed = jax.jit(embed)
   out = []
   for ds in datasets:
     feats = cached_features(ds.images, functools.partial(embed, frozen), key,

@@ -98,12 +98,20 @@ class Predictor:
 
   def __init__(self, config: ml_collections.ConfigDict, model: Any, variables: Dict[str, Any],
                batch_size: int = 32, detector: Optional[photos.FaceFinder] = None):
+    from clustercnn_jax.models import folding  # flax: not needed to serve a saved function
+
     self.config, self.model, self.variables = config, model, variables
     self.batch_size = batch_size
     self._detector = detector
-    self._forward = jax.jit(functools.partial(forward, config, model))
+    # BatchNorm folded into the convolutions once, here: the same outputs, a little faster.
+    size = config.image_size
+    self._folded, paths = folding.fold_batch_norms(
+        functools.partial(forward, config, model), variables,
+        jax.ShapeDtypeStruct((1, size, size, 3), jnp.uint8))
+    self._forward = jax.jit(folding.run_folded(functools.partial(forward, config, model), paths))
     inputs = inference.ImageInputs(config)
-    self._embed = jax.jit(lambda v, im: inference.embed(model, v, inputs, im))
+    self._embed = jax.jit(folding.run_folded(
+        lambda v, im: inference.embed(model, v, inputs, im), paths))
 
   @classmethod
   def served(cls, config: ml_collections.ConfigDict, exported: jax.export.Exported,
@@ -111,7 +119,7 @@ class Predictor:
              ) -> "Predictor":
     """A predictor on a saved function (``serving``): ages and clusters, no embeddings."""
     self = cls.__new__(cls)
-    self.config, self.model, self.variables = config, None, None
+    self.config, self.model, self.variables, self._folded = config, None, None, None
     self.batch_size, self._detector = batch_size, detector
     call = jax.jit(exported.call)
     self._forward = lambda variables, images: call(images)
@@ -130,10 +138,10 @@ class Predictor:
       chunk = images[start:start + self.batch_size]
       pad = np.zeros((padded_size(len(chunk), self.batch_size) - len(chunk),)
                      + chunk.shape[1:], np.uint8)
-      out = fn(self.variables, np.concatenate([chunk, pad]) if len(pad) else chunk)
+      out = fn(self._folded, np.concatenate([chunk, pad]) if len(pad) else chunk)
       outs.append(jax.tree_util.tree_map(lambda a: np.asarray(a)[:len(chunk)], out))
     if not outs:  # no images: empty results of the right structure
-      shapes = jax.eval_shape(fn, self.variables, jax.ShapeDtypeStruct(images.shape, np.uint8))
+      shapes = jax.eval_shape(fn, self._folded, jax.ShapeDtypeStruct(images.shape, np.uint8))
       return jax.tree_util.tree_map(lambda a: np.zeros(a.shape, a.dtype), shapes)
     return jax.tree_util.tree_map(lambda *a: np.concatenate(a), *outs)
 

@@ -65,10 +65,15 @@ def export_outputs(config: ml_collections.ConfigDict, model: Any, variables: Dic
                    forward: Forward, platforms: Optional[Sequence[str]] = None
                    ) -> jax.export.Exported:
   """uint8 crops (b, S, S, 3) -> ``forward``'s outputs, b symbolic: one export serves any
-  batch size."""
+  batch size. Its BatchNorms are folded into their convolutions (``models.folding``)."""
+  from clustercnn_jax.models import folding  # flax: not needed to serve a saved function
+
   size = config.image_size
   (b,) = jax.export.symbolic_shape("b")
-  serve = jax.jit(lambda images: forward(config, model, variables, images))
+  fn, variables = folding.fold_function(
+      lambda v, images: forward(config, model, v, images), variables,
+      jax.ShapeDtypeStruct((1, size, size, 3), jnp.uint8))
+  serve = jax.jit(lambda images: fn(variables, images))
   return jax.export.export(serve, platforms=platforms)(
       jax.ShapeDtypeStruct((b, size, size, 3), jnp.uint8))
 

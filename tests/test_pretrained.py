@@ -224,27 +224,34 @@ def test_offline_ports_classify_real_photos(backbone, tmp_path):
 # --- EfficientNet-Lite0/1/2 against the checkpoint author's own implementation -----------
 
 
-def _reference_logit_diff(backbone, **kwargs):
+def _reference_logit_diff(backbone, folded=False, **kwargs):
   """max |ours - reference| of the ImageNet logits on chelsea at the native size, from
-  tests/data/<backbone>_chelsea.npz (tests/data/make_efficientnet_lite0_reference.py)."""
+  tests/data/<backbone>_chelsea.npz (tests/data/make_efficientnet_lite0_reference.py);
+  ``folded``: with BatchNorm folded into the convolutions, as inference runs it."""
   from clustercnn_jax import models
+  from clustercnn_jax.models import folding
 
   with np.load(os.path.join(os.path.dirname(__file__), "data", f"{backbone}_chelsea.npz")) as z:
     x, expected = z["input"].astype(np.float32)[None], z["logits"]
   _, variables = pretrained.imagenet_classifier(backbone)
   module = models.get_backbone(backbone, num_classes=1000, **kwargs)
-  got = np.asarray(jax.jit(lambda x: module.apply(variables, x, train=False))(x))[0]
+  apply = lambda v, x: module.apply(v, x, train=False)
+  if folded:
+    apply, variables = folding.fold_function(apply, variables, x)
+  got = np.asarray(jax.jit(apply)(variables, x))[0]
   assert int(np.argmax(got)) == int(np.argmax(expected))
   return np.abs(got - expected).max()
 
 
-@pytest.mark.parametrize("impl", ["slices", "grouped"])
-def test_efficientnet_lite0_logits_match_the_reference_implementation(impl):
+@pytest.mark.parametrize("impl,folded", [("slices", False), ("grouped", False),
+                                         ("slices", True)])
+def test_efficientnet_lite0_logits_match_the_reference_implementation(impl, folded):
   """Logits on chelsea within 1e-4 of efficientnet-lite-pytorch 0.1.0 (TF "SAME" padding):
   tests/data/make_efficientnet_lite0_reference.py wrote them. With the former symmetric
   padding they differed by up to 1.33."""
-  diff = _reference_logit_diff("efficientnet_lite0", depthwise_impl=impl)
-  print(f"EfficientNet-Lite0 logits ({impl}), max |ours - reference| = {diff:.2e}")
+  diff = _reference_logit_diff("efficientnet_lite0", folded=folded, depthwise_impl=impl)
+  print(f"EfficientNet-Lite0 logits ({impl}, folded={folded}), max |ours - reference| = "
+        f"{diff:.2e}")
   assert diff <= 1e-4
 
 
@@ -284,10 +291,15 @@ def test_googlenet_matches_torchvision(tmp_path):
   with torch.no_grad():
     expected = net(torch.from_numpy(x)).numpy()
   module, variables = pretrained.imagenet_classifier("googlenet", str(path))
-  got = np.asarray(module.apply(variables, jnp.asarray(x.transpose(0, 2, 3, 1)), train=False))
+  images = jnp.asarray(x.transpose(0, 2, 3, 1))
+  got = np.asarray(module.apply(variables, images, train=False))
   diff = np.abs(got - expected).max()
   print(f"GoogLeNet logits, max |flax - torchvision| = {diff:.2e}")
   assert diff <= 1e-4
+  from clustercnn_jax.models import folding  # BatchNorm folded, as inference runs it
+  apply, folded = folding.fold_function(lambda v, x: module.apply(v, x, train=False),
+                                        variables, images)
+  assert np.abs(np.asarray(jax.jit(apply)(folded, images)) - expected).max() <= 1e-4
   # The paper's half-depth network for FG-NET takes the first blocks of the same file.
   half = GoogLeNet(depth=0.5)
   template = jax.eval_shape(lambda: half.init(jax.random.PRNGKey(0), jnp.zeros((1, 72, 72, 3)),
