@@ -1,5 +1,7 @@
 """The input pipeline: per-device shapes, every example once per epoch, resumable state."""
 
+import time
+
 import numpy as np
 import pytest
 
@@ -32,6 +34,18 @@ def test_recorded_states_resume_exactly_even_when_read_ahead():
   resumed = pipeline.GrainBatches(loader(), state_after_3)
   for k in range(3, 8):
     np.testing.assert_array_equal(next(resumed)["ages"], reference[k])
+
+
+def test_the_loader_reads_only_a_few_batches_ahead(monkeypatch):
+  """A record is a whole batch: grain's default read-ahead of 500 records held gigabytes."""
+  reads = []
+  read = pipeline.BatchSource.__getitem__
+  monkeypatch.setattr(pipeline.BatchSource, "__getitem__",
+                      lambda self, step: reads.append(step) or read(self, step))
+  it = iter(pipeline.train_loader(dataset(), global_batch=4, num_devices=1, seed=0))
+  next(it)
+  time.sleep(0.5)  # time for the reading threads to fill their buffer
+  assert 1 < len(reads) <= 1 + pipeline.PREFETCH_BATCHES + pipeline.READ_THREADS, len(reads)
 
 
 @pytest.mark.slow

@@ -91,9 +91,17 @@ class BatchSource:
             f"batch={self._global}/{self._per_host}, seed={self._seed})")
 
 
+# Batches grain reads ahead, and its reading threads. Grain's defaults (500 and 16) are for
+# records of one example; a record here is a whole batch (7-8 MB of crops or cached views
+# at batch 128), so 500 of them held about 4 GB (benchmarks/loader_memory.py).
+PREFETCH_BATCHES = 4
+READ_THREADS = 2
+
+
 def train_loader(ds: ArrayDataset, global_batch: int, num_devices: int, seed: int,
-                 worker_count: int = 0) -> grain.DataLoader:
-  """Endless shuffled batches {'images', 'ages'} of shape (devices, per_device, ...)."""
+                 worker_count: int = 0, prefetch: int = PREFETCH_BATCHES) -> grain.DataLoader:
+  """Endless shuffled batches {'images', 'ages'} of shape (devices, per_device, ...), at
+  most ``prefetch`` read ahead (per worker process, with ``worker_count``)."""
   source = BatchSource(ds, global_batch, num_devices, seed, jax.process_index(),
                        jax.process_count())
   sampler = grain.samplers.IndexSampler(num_records=len(source),
@@ -102,7 +110,10 @@ def train_loader(ds: ArrayDataset, global_batch: int, num_devices: int, seed: in
   if worker_count > 0 and not flags.FLAGS.is_parsed():
     # grain's workers read its absl flags; outside app.run (notebooks, tests) use defaults.
     flags.FLAGS.mark_as_parsed()
-  return grain.DataLoader(data_source=source, sampler=sampler, worker_count=worker_count)
+  read_options = grain.ReadOptions(num_threads=min(READ_THREADS, prefetch),
+                                   prefetch_buffer_size=prefetch)
+  return grain.DataLoader(data_source=source, sampler=sampler, worker_count=worker_count,
+                          read_options=read_options)
 
 
 class IteratorState:
