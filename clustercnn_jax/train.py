@@ -30,7 +30,7 @@ from clustercnn_jax.inference import Inputs
 from clustercnn_jax.metric_writers import MetricWriter
 from clustercnn_jax.models.model import AgeModel, build_model, trained_variables
 from clustercnn_jax.optimizers import learning_rate_schedule
-from clustercnn_jax.progress import format_seconds
+from clustercnn_jax.progress import format_seconds, release_memory
 from clustercnn_jax.random_keys import shard_offset
 from clustercnn_jax.train_state import TrainState, create_train_state
 
@@ -321,6 +321,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   init_rng, step_rng = jax.random.split(jax.random.PRNGKey(config.seed))
   state, data_state, mngr, train_ds, test_ds = _restore_or_init(
       config, workdir, model, inputs, total_steps, init_rng, train_ds, test_ds)
+  if inputs.cached:  # the images are dropped for their cached outputs: hand their heap back
+    release_memory()
   if is_chief:  # the run is new or compatible: its config is the workdir's from now on
     checkpoint.save_config(workdir, config)
   start_step = int(state.step)
