@@ -28,29 +28,13 @@ from clustercnn_jax.models import folding, get_backbone  # noqa: E402
 SIZES = {"efficientnet_lite0": 112, "mobilenet_v2": 112, "googlenet": 128}
 
 
-def random_statistics(variables):
-  """BatchNorm scales, biases and running statistics away from their initial 1s and 0s,
-  so that folding has something to fold."""
-  rng = np.random.RandomState(1)
-
-  def draw(path, a):
-    name = path[-1].key
-    if name in ("scale", "var"):
-      return jnp.asarray(rng.uniform(0.5, 1.5, a.shape), a.dtype)
-    if name in ("mean", "bias"):
-      return jnp.asarray(rng.normal(0, 0.1, a.shape), a.dtype)
-    return a
-
-  return jax.tree_util.tree_map_with_path(draw, variables)
-
-
 def variant(name: str, batch: int, kind: str):
   """(jitted forward, variables, input) for 'float32', 'folded' or 'bfloat16'."""
   size = SIZES[name]
   dtype = jnp.bfloat16 if kind == "bfloat16" else jnp.float32
   net = get_backbone(name, dtype=dtype)
   x = jnp.asarray(np.random.RandomState(0).rand(batch, size, size, 3), jnp.float32)
-  variables = random_statistics(net.init(jax.random.PRNGKey(0), x[:1], train=False))
+  variables = folding.random_statistics(net.init(jax.random.PRNGKey(0), x[:1], train=False))
   apply = lambda v, x: net.apply(v, x.astype(dtype), train=False)
   if kind == "folded":
     variables, paths = folding.fold_batch_norms(apply, variables, x)

@@ -11,21 +11,6 @@ from clustercnn_jax.models import folding, get_backbone
 from clustercnn_jax.models.layers import ConvBN
 
 
-def _random_statistics(variables, seed=1):
-  """BatchNorm scales, biases and running statistics away from their initial 1s and 0s."""
-  rng = np.random.RandomState(seed)
-
-  def draw(path, a):
-    name = path[-1].key
-    if name in ("scale", "var"):
-      return jnp.asarray(rng.uniform(0.5, 1.5, a.shape), a.dtype)
-    if name in ("mean", "bias"):
-      return jnp.asarray(rng.normal(0, 0.3, a.shape), a.dtype)
-    return a
-
-  return jax.tree_util.tree_map_with_path(draw, variables)
-
-
 def _batch_norm_paths(variables):
   return {tuple(k.key for k in path[:-1])
           for path, _ in jax.tree_util.tree_flatten_with_path(variables["batch_stats"])[0]}
@@ -34,7 +19,7 @@ def _batch_norm_paths(variables):
 def test_the_folded_kernel_and_bias_are_the_batch_norm_s_affine_map():
   layer = ConvBN(5, 3, padding=1, bn_epsilon=1e-3)
   x = jnp.asarray(np.random.RandomState(0).normal(size=(2, 6, 6, 4)), jnp.float32)
-  variables = _random_statistics(layer.init(jax.random.PRNGKey(0), x, train=False))
+  variables = folding.random_statistics(layer.init(jax.random.PRNGKey(0), x, train=False))
   apply = lambda v, x: layer.apply(v, x, train=False)
   folded, paths = folding.fold_batch_norms(apply, variables, x)
 
@@ -59,7 +44,7 @@ def test_the_folded_kernel_and_bias_are_the_batch_norm_s_affine_map():
 def test_training_mode_batch_norm_is_left_alone():
   layer = ConvBN(5, 3, padding=1)
   x = jnp.asarray(np.random.RandomState(0).normal(size=(4, 6, 6, 4)), jnp.float32)
-  variables = _random_statistics(layer.init(jax.random.PRNGKey(0), x, train=False))
+  variables = folding.random_statistics(layer.init(jax.random.PRNGKey(0), x, train=False))
   train = lambda v, x: layer.apply(v, x, train=True, mutable=["batch_stats"])[0]
   assert folding.find_pairs(train, variables, x) == []
   with folding.folded({("bn",)}):
@@ -83,7 +68,7 @@ def test_a_batch_norm_not_after_a_convolution_is_not_folded():
 def test_every_batch_norm_of_each_backbone_folds_with_the_same_features(name, kwargs):
   net = get_backbone(name, **kwargs)  # GoogLeNet's blocks are alike: two of them, to compile less
   x = jnp.asarray(np.random.RandomState(0).uniform(-1, 1, (2, 32, 32, 3)), jnp.float32)
-  variables = _random_statistics(jax.jit(lambda x: net.init(jax.random.PRNGKey(0), x,
+  variables = folding.random_statistics(jax.jit(lambda x: net.init(jax.random.PRNGKey(0), x,
                                                             train=False))(x))
   apply = lambda v, x: net.apply(v, x, train=False)
   folded, paths = folding.fold_batch_norms(apply, variables,

@@ -127,3 +127,19 @@ def fold_function(fn: Callable[..., Any], variables: Dict[str, Any], *args: Any
   outputs as ``fn(variables, *args)``, each BatchNorm folded once here."""
   variables, paths = fold_batch_norms(fn, variables, *args)
   return run_folded(fn, paths), variables
+
+
+def random_statistics(variables: Dict[str, Any], seed: int = 1) -> Dict[str, Any]:
+  """``variables`` with every BatchNorm's scale, bias and running statistics drawn away from
+  their initial 1s and 0s, so that folding has something to fold (tests, benchmarks)."""
+  rng = np.random.RandomState(seed)
+
+  def draw(path, a):
+    name = path[-1].key
+    if name in ("scale", "var"):
+      return jnp.asarray(rng.uniform(0.5, 1.5, a.shape), a.dtype)
+    if name in ("mean", "bias"):
+      return jnp.asarray(rng.normal(0, 0.3, a.shape), a.dtype)
+    return a
+
+  return jax.tree_util.tree_map_with_path(draw, variables)
