@@ -15,7 +15,6 @@ image's bytes and that image's outputs. Every fold of a protocol, every split an
 every rerun therefore reuses what any of them computed.
 """
 
-import functools
 import hashlib
 import logging
 import os
@@ -146,16 +145,19 @@ def feature_datasets(state: Any, model: AgeModel, config: ml_collections.ConfigD
                        method=AgeModel.frozen_part) for zoom, flip in view_list]
     return jnp.stack(out, axis=1).astype(config.cache.dtype)
 
-  if not datasets:
-    return []
-  # BatchNorm folded into the convolutions once, here (models/folding.py).
-  sample = datasets[0].images
-  embed, frozen = folding.fold_function(
-      embed, frozen, jax.ShapeDtypeStruct((1,) + sample.shape[1:], sample.dtype))
-  embed = jax.jit(embed)
+  folded = {}  # BatchNorm folded into the convolutions (models/folding.py) on first use only:
+  # a cache that knows every image needs no frozen pass at all.
+
+  def embed_folded(images):
+    if not folded:
+      fn, variables = folding.fold_function(
+          embed, frozen, jax.ShapeDtypeStruct((1,) + images.shape[1:], images.dtype))
+      folded.update(fn=jax.jit(fn), variables=variables)
+    return folded["fn"](folded["variables"], images)
+
   out = []
   for ds in datasets:
-    feats = cached_features(ds.images, functools.partial(embed, frozen), key,
+    feats = cached_features(ds.images, embed_folded, key,
                             config.cache.dir, config.batch_size)
     out.append(ArrayDataset(feats, ds.ages, ds.person_ids))
   return out

@@ -103,12 +103,12 @@ class Predictor:
     self.config, self.model, self.variables = config, model, variables
     self.batch_size = batch_size
     self._detector = detector
-    # BatchNorm folded into the convolutions once, here: the same outputs, a little faster.
+    # BatchNorm folded into the convolutions once, here: the same outputs (docs/speed.md).
     size = config.image_size
+    outputs = functools.partial(forward, config, model)
     self._folded, paths = folding.fold_batch_norms(
-        functools.partial(forward, config, model), variables,
-        jax.ShapeDtypeStruct((1, size, size, 3), jnp.uint8))
-    self._forward = jax.jit(folding.run_folded(functools.partial(forward, config, model), paths))
+        outputs, variables, jax.ShapeDtypeStruct((1, size, size, 3), jnp.uint8))
+    self._forward = jax.jit(folding.run_folded(outputs, paths))
     inputs = inference.ImageInputs(config)
     self._embed = jax.jit(folding.run_folded(
         lambda v, im: inference.embed(model, v, inputs, im), paths))

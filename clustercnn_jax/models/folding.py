@@ -81,9 +81,9 @@ def fold_batch_norms(apply: Callable[..., Any], variables: Dict[str, Any], *args
     scale, bias, mean, var = (np.asarray(a, np.float32) for a in (
         params["scale"], params["bias"], stats["mean"], stats["var"]))
     multiplier = scale / np.sqrt(var + np.float32(eps))
-    kernel = _at(out["params"], conv)
-    dtype = kernel["kernel"].dtype
-    kernel["kernel"] = jnp.asarray(np.asarray(kernel["kernel"], np.float32) * multiplier, dtype)
+    conv_params = _at(out["params"], conv)
+    kernel = conv_params["kernel"]
+    conv_params["kernel"] = jnp.asarray(np.asarray(kernel, np.float32) * multiplier, kernel.dtype)
     params["bias"] = jnp.asarray(bias - mean * multiplier, params["bias"].dtype)
     params["scale"] = jnp.asarray(np.ones_like(scale), params["scale"].dtype)
     stats["mean"] = jnp.asarray(np.zeros_like(mean), stats["mean"].dtype)
