@@ -5,7 +5,7 @@ import re
 import tomllib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TEST_ONLY = {"pytest", "scikit-image", "nbclient", "nbformat", "ipykernel", "ruff"}
+TEST_ONLY = {"pytest", "pytest-xdist", "scikit-image", "nbclient", "nbformat", "ipykernel", "ruff"}
 
 
 def canonical(name):
