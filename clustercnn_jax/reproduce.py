@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 from absl import flags, logging
 
-from clustercnn_jax import cli, files, manifests, recipes, train
+from clustercnn_jax import cli, config_checks, files, manifests, recipes, results, train, workdirs
 from clustercnn_jax.protocols import fgnet_lopo, random_splits
 
 FLAGS = flags.FLAGS
@@ -46,6 +46,9 @@ def run_stage(stage: recipes.Stage, workdir: str, *, data_root: str, runlocal: b
   config = recipes.stage_config(stage, data_root=data_root, init_from=init_from,
                                 runlocal=runlocal, extra=extra)
   out = files.join(workdir, stage.name)
+  if stage.protocol == "train" and finished(out, config):
+    logging.info("Stage %s finished earlier in %s: skipped.", stage.name, out)
+    return config
   if stage.protocol == "train":
     result = train.train_and_evaluate(config, out)
   elif stage.protocol == "lopo":
@@ -54,6 +57,17 @@ def run_stage(stage: recipes.Stage, workdir: str, *, data_root: str, runlocal: b
   else:
     result = random_splits.run(config, out, RUNLOCAL_SEEDS if runlocal else list(range(5)))
   return None if "stopped_at" in result else config
+
+
+def finished(run_dir: str, config: Any) -> bool:
+  """Whether a training stage's run in ``run_dir`` has finished with this config's budget:
+  then rerunning the recipe neither reloads its data nor evaluates it again. A run
+  trained with another config is refused, as a resume would be."""
+  if not results.has_predictions(run_dir) or not workdirs.has_config(run_dir):
+    return False
+  saved = workdirs.load_config(run_dir)
+  config_checks.check_resume(run_dir, saved, config)
+  return all(saved.get(k) == config.get(k) for k in ("num_train_steps", "num_epochs"))
 
 
 TIME_FILE = "reproduce_time.json"

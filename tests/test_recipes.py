@@ -69,6 +69,26 @@ def test_every_recipe_runs_its_chain_at_test_size(name, data_root, tmp_path):
       tmp_path / "run" / reproduce.TIME_FILE))["invocations_s"][-1], abs=0.2)
 
 
+def test_a_finished_training_stage_is_skipped_unless_its_config_changed(tmp_path, monkeypatch):
+  from clustercnn_jax import reproduce, train
+
+  workdir = str(tmp_path / "run")
+  out = reproduce.reproduce("demo", workdir, runlocal=True)
+
+  def no_training(*args, **kwargs):
+    raise AssertionError("a finished stage was trained or evaluated again")
+
+  monkeypatch.setattr(train, "train_and_evaluate", no_training)
+  again = reproduce.reproduce("demo", workdir, runlocal=True)
+  assert again["mae"] == out["mae"]
+  # Another model in the same stage directory is refused, as a resume would be.
+  with pytest.raises(ValueError, match="another config"):
+    reproduce.reproduce("demo", workdir, runlocal=True, extra={"max_age": 60})
+  # A longer budget is not "finished": it goes back to training (which resumes).
+  with pytest.raises(AssertionError, match="trained or evaluated again"):
+    reproduce.reproduce("demo", workdir, runlocal=True, extra={"num_train_steps": 1000})
+
+
 def test_every_recipe_stage_builds_its_config():
   from clustercnn_jax import config_checks, recipes
 
