@@ -46,10 +46,10 @@ def run_stage(stage: recipes.Stage, workdir: str, *, data_root: str, runlocal: b
   config = recipes.stage_config(stage, data_root=data_root, init_from=init_from,
                                 runlocal=runlocal, extra=extra)
   out = files.join(workdir, stage.name)
-  if stage.protocol == "train" and finished(out, config):
-    logging.info("Stage %s finished earlier in %s: skipped.", stage.name, out)
-    return config
   if stage.protocol == "train":
+    if finished(out, config):
+      logging.info("Stage %s finished earlier in %s: skipped.", stage.name, out)
+      return config
     result = train.train_and_evaluate(config, out)
   elif stage.protocol == "lopo":
     folds = RUNLOCAL_FOLDS if runlocal else list(range(1, fgnet_lopo.NUM_PEOPLE + 1))
