@@ -18,9 +18,11 @@ import subprocess
 import sys
 from typing import Any, Dict, List, Optional
 
+import ml_collections
 import numpy as np
 
-from clustercnn_jax import files, losses, recipes
+from clustercnn_jax import config_upgrades, files, losses, recipes
+from clustercnn_jax.models.model import feature_taps
 from clustercnn_jax.protocols import metric_tables
 from clustercnn_jax.protocols.compare import finished_runs
 from clustercnn_jax.results import load_predictions
@@ -81,13 +83,60 @@ def spread(manifest: Dict[str, Any]) -> Optional[float]:
   return float(np.std(runs, ddof=1)) if len(runs) > 1 else None
 
 
+# Where a run was and which seed it drew: a rerun of the same recipe may differ in these.
+_NOT_THE_RECIPE = ("seed", "init_from", "data.manual_dir", "data.data_dir", "cache.dir")
+
+
+def recipe_settings(config: Any) -> Dict[str, Any]:
+  """A config as flat ``{dotted field: value}`` in today's shape (``config_upgrades``: a
+  manifest written before a knob existed has that knob's old behaviour), without
+  ``_NOT_THE_RECIPE``, its values as JSON gives them back."""
+  tree = config.to_dict() if hasattr(config, "to_dict") else config
+  try:
+    upgraded = config_upgrades.upgrade(ml_collections.ConfigDict(tree))
+    upgraded.model.feature_taps = ",".join(feature_taps(upgraded))  # 'stages' spelt out
+    tree = upgraded.to_dict()
+  except ValueError:  # a retired setting: not today's recipe whatever else it holds
+    pass
+  flat: Dict[str, Any] = {}
+
+  def walk(d: Dict[str, Any], prefix: str) -> None:
+    for k, v in d.items():
+      if isinstance(v, dict):
+        walk(v, f"{prefix}{k}.")
+      elif f"{prefix}{k}" not in _NOT_THE_RECIPE:
+        flat[f"{prefix}{k}"] = v
+
+  walk(json.loads(_json(tree)), "")
+  return flat
+
+
+def changed_settings(old: Any, new: Any) -> List[str]:
+  """The dotted fields whose values differ between two configs (``recipe_settings``)."""
+  a, b = recipe_settings(old), recipe_settings(new)
+  return sorted(k for k in set(a) | set(b) if a.get(k, _MISSING) != b.get(k, _MISSING))
+
+
+_MISSING = object()
+
+
 def write(recipe: recipes.Recipe, run_dir: str, config: Any, wall_time_s: float,
           results_dir: str = RESULTS_DIR, rerun: bool = False) -> Dict[str, Any]:
   """The manifest of a finished recipe whose final stage is ``run_dir``. A manifest already
   there keeps its reruns and this run's MAE joins them; with ``rerun`` (another seed) that
-  is all, otherwise this run becomes the manifest's figure and predictions."""
+  is all, otherwise this run becomes the manifest's figure and predictions. A manifest
+  recorded with other settings (the recipe changed since) is replaced, reruns and all:
+  they measured another recipe."""
   p = pooled(run_dir)
   old = load(recipe.name, results_dir) or {}
+  changed = changed_settings(old["config"], config) if old else []
+  if changed and rerun:
+    raise ValueError(
+        f"{manifest_path(recipe.name, results_dir)} was recorded with other settings "
+        f"({', '.join(changed)}), so a rerun with another seed cannot join its spread. "
+        "Record this recipe's seed-0 run first: reproduce --write_manifest without --seed.")
+  if changed:
+    old = {}
   m = p["metrics"]
   if rerun and old:
     old["reruns"] = [*old["reruns"], round(m["mae"], 4)]

@@ -150,3 +150,23 @@ def test_a_manifest_records_a_run_and_its_reruns(tmp_path, trained_workdir, tiny
   assert manifests.load("demo", str(tmp_path))["config"]["model"]["cluster"]["num_clusters"] == 3
   text = manifests.render([second])
   assert "`demo`" in text and f"**{first['mae']:.2f}**" in text
+
+
+def test_a_changed_recipe_starts_its_manifest_afresh(tmp_path, trained_workdir, tiny_config):
+  """Reruns of the old settings measured another recipe: they must not form the new one's
+  spread, and a seeded rerun cannot join a manifest of other settings."""
+  from clustercnn_jax import manifests, recipes
+
+  recipe = recipes.get("demo")
+  manifests.write(recipe, trained_workdir, tiny_config, 12.0, str(tmp_path))
+  manifests.write(recipe, trained_workdir, tiny_config, 12.0, str(tmp_path))
+  moved = tiny_config.copy_and_resolve_references()
+  moved.seed, moved.data.manual_dir = 3, "/elsewhere"  # a rerun, not another recipe
+  assert manifests.changed_settings(manifests.load("demo", str(tmp_path))["config"], moved) == []
+  changed = tiny_config.copy_and_resolve_references()
+  changed.num_epochs, changed.learning_rate = 7.0, 2 * tiny_config.learning_rate
+  with pytest.raises(ValueError, match="learning_rate, num_epochs.*without --seed"):
+    manifests.write(recipe, trained_workdir, changed, 13.0, str(tmp_path), rerun=True)
+  assert len(manifests.load("demo", str(tmp_path))["reruns"]) == 2
+  fresh = manifests.write(recipe, trained_workdir, changed, 13.0, str(tmp_path))
+  assert len(fresh["reruns"]) == 1 and fresh["config"]["num_epochs"] == 7.0
