@@ -94,10 +94,13 @@ def recipe_settings(config: Any) -> Dict[str, Any]:
   tree = config.to_dict() if hasattr(config, "to_dict") else config
   try:
     upgraded = config_upgrades.upgrade(ml_collections.ConfigDict(tree))
-    upgraded.model.feature_taps = ",".join(feature_taps(upgraded))  # 'stages' spelt out
-    tree = upgraded.to_dict()
   except ValueError:  # a retired setting: not today's recipe whatever else it holds
+    upgraded = ml_collections.ConfigDict(tree)
+  try:
+    upgraded.model.feature_taps = ",".join(feature_taps(upgraded))  # 'stages' spelt out
+  except (ValueError, AttributeError, KeyError):  # no stages listed: compared as written
     pass
+  tree = upgraded.to_dict()
   flat: Dict[str, Any] = {}
 
   def walk(d: Dict[str, Any], prefix: str) -> None:
