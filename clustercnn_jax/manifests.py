@@ -85,6 +85,7 @@ def spread(manifest: Dict[str, Any]) -> Optional[float]:
 
 # Where a run was and which seed it drew: a rerun of the same recipe may differ in these.
 _NOT_THE_RECIPE = ("seed", "init_from", "data.manual_dir", "data.data_dir", "cache.dir")
+_MISSING = object()  # a field one of two configs lacks
 
 
 def recipe_settings(config: Any) -> Dict[str, Any]:
@@ -118,9 +119,6 @@ def changed_settings(old: Any, new: Any) -> List[str]:
   """The dotted fields whose values differ between two configs (``recipe_settings``)."""
   a, b = recipe_settings(old), recipe_settings(new)
   return sorted(k for k in set(a) | set(b) if a.get(k, _MISSING) != b.get(k, _MISSING))
-
-
-_MISSING = object()
 
 
 def write(recipe: recipes.Recipe, run_dir: str, config: Any, wall_time_s: float,
