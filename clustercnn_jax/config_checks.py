@@ -104,7 +104,7 @@ def _same_path(a, b) -> bool:
   return norm(a) == norm(b)
 
 
-def _normal(value):
+def normal_value(value):
   """Lists and tuples compare equal (config.json stores tuples as lists)."""
   return list(value) if isinstance(value, tuple) else value
 
@@ -117,7 +117,7 @@ def resume_differences(saved: ml_collections.ConfigDict,
   for k in sorted(set(a) | set(b)):
     if k in RESUME_FIELDS:
       continue
-    x, y = _normal(a.get(k)), _normal(b.get(k))
+    x, y = normal_value(a.get(k)), normal_value(b.get(k))
     if x == y or (k in PATH_FIELDS and _same_path(x, y)):
       continue
     out.append((k, a.get(k, "(absent)"), b.get(k, "(absent)")))

@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Optional
 import ml_collections
 import numpy as np
 
-from clustercnn_jax import config_upgrades, files, losses, recipes
+from clustercnn_jax import config_checks, config_upgrades, files, losses, recipes
 from clustercnn_jax.models.model import feature_taps
 from clustercnn_jax.protocols import metric_tables
 from clustercnn_jax.protocols.compare import finished_runs
@@ -89,30 +89,20 @@ _MISSING = object()  # a field one of two configs lacks
 
 
 def recipe_settings(config: Any) -> Dict[str, Any]:
-  """A config as flat ``{dotted field: value}`` in today's shape (``config_upgrades``: a
-  manifest written before a knob existed has that knob's old behaviour), without
-  ``_NOT_THE_RECIPE``, its values as JSON gives them back."""
-  tree = config.to_dict() if hasattr(config, "to_dict") else config
+  """A config's fields by dotted name (``config_checks.flat_fields``) in today's shape
+  (``config_upgrades``: a manifest written before a knob existed has that knob's old
+  behaviour; 'stages' taps spelt out), without ``_NOT_THE_RECIPE``."""
+  tree = ml_collections.ConfigDict(config.to_dict() if hasattr(config, "to_dict") else config)
   try:
-    upgraded = config_upgrades.upgrade(ml_collections.ConfigDict(tree))
+    tree = config_upgrades.upgrade(tree)
   except ValueError:  # a retired setting: not today's recipe whatever else it holds
-    upgraded = ml_collections.ConfigDict(tree)
+    pass
   try:
-    upgraded.model.feature_taps = ",".join(feature_taps(upgraded))  # 'stages' spelt out
+    tree.model.feature_taps = ",".join(feature_taps(tree))
   except (ValueError, AttributeError, KeyError):  # no stages listed: compared as written
     pass
-  tree = upgraded.to_dict()
-  flat: Dict[str, Any] = {}
-
-  def walk(d: Dict[str, Any], prefix: str) -> None:
-    for k, v in d.items():
-      if isinstance(v, dict):
-        walk(v, f"{prefix}{k}.")
-      elif f"{prefix}{k}" not in _NOT_THE_RECIPE:
-        flat[f"{prefix}{k}"] = v
-
-  walk(json.loads(_json(tree)), "")
-  return flat
+  return {k: config_checks.normal_value(v) for k, v in config_checks.flat_fields(tree).items()
+          if k not in _NOT_THE_RECIPE}
 
 
 def changed_settings(old: Any, new: Any) -> List[str]:
