@@ -6,8 +6,8 @@ one run with their ratio:
   shifted input slices (``layers.Conv``);
 * small depthwise maps (8x8 and less): shifted slices against one matmul per channel
   (``impl='matmul'``), forward alone (inference) and forward + backward (training);
-* pointwise (1x1) projections: that convolution against one matmul over channels
-  (``layers.Conv(impl='dot')``), forward alone and forward + backward;
+* pointwise (1x1) projections and expansions: that convolution against one matmul over
+  channels (``layers.Conv(impl='dot')``), forward alone and forward + backward;
 * max-pool: XLA's select-and-scatter gradient against the maximum of k*k strided slices
   with a first-maximum mask (``layers.max_pool_ceil``; GoogLeNet's pools).
 
@@ -36,9 +36,12 @@ DENSE = (("dense 3x3 192->128", (32, 192), dict(features=128, kernel_size=3, pad
 # EfficientNet-Lite0's last stages at 112 px.
 SMALL_DEPTHWISE = (("depthwise 5x5 s1", (7, 1152), dict(kernel_size=5, stride=1)),
                    ("depthwise 3x3 s1", (7, 1152), dict(kernel_size=3, stride=1)))
-# 1x1 projections of EfficientNet-Lite0 and GoogLeNet (input (H, C) -> features).
+# 1x1 projections and expansions of EfficientNet-Lite0, MobileNetV2 and GoogLeNet
+# (input (H, C) -> features).
 POINTWISE = (("1x1 96->24", (56, 96), 24), ("1x1 144->24", (28, 144), 24),
-             ("1x1 480->64", (16, 480), 64), ("1x1 1152->192", (7, 1152), 192))
+             ("1x1 480->64", (16, 480), 64), ("1x1 1152->192", (7, 1152), 192),
+             ("1x1 16->96", (56, 16), 96), ("1x1 24->144", (28, 24), 144),
+             ("1x1 112->672", (7, 112), 672))
 # GoogLeNet at 128 px: the stem's pool, a pool between stages, the inception pool branch.
 POOLS = (("max-pool 3x3 s2", (64, 64), dict(window=3, stride=2)),
          ("max-pool 3x3 s2", (16, 480), dict(window=3, stride=2)),

@@ -166,21 +166,23 @@ def test_auto_depthwise_takes_the_matmul_form_only_where_it_is_differentiated():
   assert "dot_general" not in jaxpr(False)
 
 
-def test_auto_convolution_is_a_dot_for_projections_only():
-  """On CPU a 1x1 convolution to fewer channels is a plain matmul (faster there, forward and
-  backward: benchmarks/conv.py); one to more channels, or any larger kernel, is not."""
-  x = jnp.ones((1, 4, 4, 8))
+def test_auto_convolution_is_a_dot_for_every_pointwise_convolution():
+  """On CPU every 1x1 convolution at stride 1 is a plain matmul (projections and expansions:
+  faster there, forward and backward: benchmarks/conv.py); any larger kernel, or a strided
+  one, stays XLA's convolution."""
+  def ops(features, kernel, channels, stride=1):
+    x = jnp.ones((1, 8, 8, channels))
+    m = Conv(features, kernel, stride)
+    return str(jax.make_jaxpr(m.apply)(m.init(jax.random.PRNGKey(0), x), x))
 
-  def has_conv(features, kernel):
-    m = Conv(features, kernel)
-    return "conv_general_dilated" in str(jax.make_jaxpr(m.apply)(m.init(jax.random.PRNGKey(0), x), x))
-
-  assert not has_conv(4, 1)
-  assert has_conv(16, 1)
-  assert has_conv(4, 3)
+  for features in (4, 16):
+    assert "conv_general_dilated" not in ops(features, 1, 8)
+  assert "conv_general_dilated" in ops(4, 1, 8, stride=2)
+  assert "conv_general_dilated" in ops(4, 3, 8)
+  assert "conv_general_dilated" in ops(32, 3, 3, stride=2)
   with pytest.raises(ValueError, match="1x1"):
     m = Conv(4, 3, impl="dot")
-    m.init(jax.random.PRNGKey(0), x)
+    m.init(jax.random.PRNGKey(0), jnp.ones((1, 4, 4, 8)))
 
 
 @pytest.mark.slow

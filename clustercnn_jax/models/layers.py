@@ -293,6 +293,15 @@ def kernel_gradient(x: jnp.ndarray, dy: jnp.ndarray, kernel_size: int, stride: i
   return jnp.stack(grads).reshape((k, k) + grads[0].shape)
 
 
+def pointwise_conv(x: jnp.ndarray, kernel: jnp.ndarray) -> jnp.ndarray:
+  """A 1x1 convolution at stride 1 as one (N*H*W, C_in) x (C_in, C_out) matmul.
+
+  Flattened to 2-D, its backward pass is two plain matmuls too; XLA:CPU ran the 4-D
+  einsum's backward pass 2-3x slower (benchmarks/conv.py).
+  """
+  return (x.reshape(-1, x.shape[-1]) @ kernel[0, 0]).reshape(x.shape[:-1] + (-1,))
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def conv_matmul_kernel_grad(x: jnp.ndarray, kernel: jnp.ndarray, stride: int,
                             padding: Padding) -> jnp.ndarray:
@@ -321,10 +330,11 @@ class Conv(nn.Module):
 
   'matmul' ``kernel_gradient`` (k*k matmuls; the fast one on CPU);
   'xla'    XLA's backward-filter convolution (cuDNN/TPU kernels on accelerators);
-  'dot'    a 1x1 convolution at stride 1 as one matmul over channels, forward and backward;
-  'auto'   on CPU 'dot' for 1x1 projections to at most as many channels (XLA:CPU's
-           convolution is slower there; to more channels its forward pass wins) and
-           'matmul' otherwise; 'xla' elsewhere.
+  'dot'    a 1x1 convolution at stride 1 as one (N*H*W, C_in) x (C_in, C_out) matmul,
+           forward and backward;
+  'auto'   on CPU 'dot' for every 1x1 convolution at stride 1 (XLA:CPU's convolution is
+           slower there, both ways, expansions included: benchmarks/conv.py) and 'matmul'
+           otherwise; 'xla' elsewhere.
   """
 
   features: int
@@ -347,7 +357,7 @@ class Conv(nn.Module):
     if impl == "auto":
       impl = "xla"
       if jax.default_backend() == "cpu":
-        impl = "dot" if pointwise and self.features <= x.shape[-1] else "matmul"
+        impl = "dot" if pointwise else "matmul"
     if impl == "matmul":
       return conv_matmul_kernel_grad(x, kernel, self.stride, padding)
     if impl == "xla":
@@ -355,5 +365,5 @@ class Conv(nn.Module):
     if impl == "dot":
       if not pointwise:
         raise ValueError("impl='dot' is for 1x1 convolutions at stride 1 without padding.")
-      return jnp.einsum("nhwc,co->nhwo", x, kernel[0, 0])
+      return pointwise_conv(x, kernel)
     raise ValueError(f"impl={self.impl!r}: use 'auto', 'matmul', 'xla' or 'dot'.")
