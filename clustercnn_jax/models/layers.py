@@ -296,8 +296,8 @@ def kernel_gradient(x: jnp.ndarray, dy: jnp.ndarray, kernel_size: int, stride: i
 def pointwise_conv(x: jnp.ndarray, kernel: jnp.ndarray) -> jnp.ndarray:
   """A 1x1 convolution at stride 1 as one (N*H*W, C_in) x (C_in, C_out) matmul.
 
-  Flattened to 2-D, its backward pass is two plain matmuls too; XLA:CPU ran the 4-D
-  einsum's backward pass 2-3x slower (benchmarks/conv.py).
+  Flattened to 2-D, its backward pass is two plain matmuls too, which XLA:CPU runs faster
+  than a 4-D einsum's (docs/speed.md).
   """
   return (x.reshape(-1, x.shape[-1]) @ kernel[0, 0]).reshape(x.shape[:-1] + (-1,))
 
