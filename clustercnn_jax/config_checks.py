@@ -69,16 +69,25 @@ def validate(config: ml_collections.ConfigDict, *, need_weights: bool = True) ->
   if config.eval.flip and config.cache.enabled and not config.flip:
     raise ValueError("config.eval.flip=True with cached features reads the cached mirror "
                      "image, which the cache holds only with --config.flip=True.")
+  if config.eval.zoom and not (config.scale_jitter > 0 and config.face.normalize):
+    raise ValueError("config.eval.zoom=True averages in the crop zoomed by 1 ± scale_jitter, "
+                     "which needs face normalisation (face.normalize=True) and "
+                     "--config.scale_jitter > 0.")
   if config.init_from and not checkpoint.has_checkpoint(config.init_from):
     raise FileNotFoundError(f"config.init_from={config.init_from!r} holds no checkpoint: pass "
                             "the workdir of a finished training run.")
 
 
-# What a resumed run may change: how long it trains and how often it logs and saves. Every
-# other field describes the model or the data it was trained on, and changing it under a
-# checkpoint either crashes the restore or silently trains another model.
+# How a trained model is evaluated (test-time views), not what was trained.
+EVAL_FIELDS = ("eval.flip", "eval.zoom")
+# What a resumed run may change: how long it trains, how often it logs and saves, and how
+# its final evaluation runs (a finished run resumed with other EVAL_FIELDS is evaluated
+# again, nothing else). Every other field describes the model or the data it was trained
+# on, and changing it under a checkpoint either crashes the restore or silently trains
+# another model.
 RESUME_FIELDS = ("num_train_steps", "num_epochs", "log_every_steps", "eval.every_steps",
-                 "checkpoint_every_steps", "keep_checkpoints", "grain_workers")
+                 "checkpoint_every_steps", "keep_checkpoints", "grain_workers",
+                 *EVAL_FIELDS)
 # May change while they point at the same files (another spelling, another working directory).
 PATH_FIELDS = ("data.manual_dir", "data.data_dir", "cache.dir", "pretrained",
                "init_from")

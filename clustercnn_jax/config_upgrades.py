@@ -56,6 +56,7 @@ ADDED = (
     ("cache.dtype", "float32"),
     ("init_from", ""),
     ("eval.flip", False),
+    ("eval.zoom", False),
     ("bn_recalibration_batches", 0),
     ("model.feature_taps", ""),
     ("data.synthetic.mode_ageing", "shared"),

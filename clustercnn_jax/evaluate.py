@@ -26,7 +26,7 @@ from clustercnn_jax.predictor import Predictor, load
 
 FLAGS = flags.FLAGS
 SPLITS = ("test", "train", "all")
-EVAL_FIELDS = ("eval.flip",)  # how to evaluate, not what was trained
+EVAL_FIELDS = config_checks.EVAL_FIELDS  # how to evaluate, not what was trained
 
 
 def model_fields_changed(saved: ml_collections.ConfigDict,
@@ -91,7 +91,8 @@ def evaluate(predictor: Predictor, config: ml_collections.ConfigDict, out_dir: s
                   num_clusters=config.model.cluster.num_clusters)
   title = title or f"{config.data.name} ({split}): a {predictor.config.data.name}-trained model"
   files = report.write(out_dir, out["age"], ds.ages, title,
-                       extra={"dataset": config.data.name, "split": split}, **kwargs)
+                       extra={"dataset": config.data.name, "split": split},
+                       person_ids=ds.person_ids, **kwargs)
   return {**report.metrics(out["age"], ds.ages), "files": files}
 
 

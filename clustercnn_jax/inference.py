@@ -1,7 +1,8 @@
 """What a trained model computes for a batch, and what kind of input the batch holds.
 
-One home for evaluation's forward pass (the expected age, averaged with the mirror
-image's under ``eval.flip``), for embeddings, and for turning a batch's ``images`` into
+One home for evaluation's forward pass (the expected age, averaged over
+``preprocess.eval_views``: the mirror image under ``eval.flip``, two zooms under
+``eval.zoom``), for embeddings, and for turning a batch's ``images`` into
 the model's input: ``train.eval_step``, k-means++, the ``Predictor`` and the export all
 call these, so an age is computed one way.
 
@@ -12,15 +13,18 @@ blocks' output for each face's fixed views (B, V, ...) (``CachedInputs``; the vi
 """
 
 import dataclasses
-from typing import Any, ClassVar, Dict, Union
+from typing import Any, ClassVar, Dict, Sequence, Tuple, Union
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 
 from clustercnn_jax import losses
-from clustercnn_jax.data.preprocess import preprocess_for
+from clustercnn_jax.data.preprocess import preprocess_for, preprocess_view, views
 from clustercnn_jax.random_keys import example_keys
+
+View = Tuple[float, bool]  # (zoom, mirror), as preprocess.views
+CROP: View = (1.0, False)
 
 
 def cached_view(cached: jnp.ndarray, rng: jax.Array, example_offset: jnp.ndarray | int
@@ -37,8 +41,8 @@ def cached_view(cached: jnp.ndarray, rng: jax.Array, example_offset: jnp.ndarray
 
 @dataclasses.dataclass(frozen=True)
 class ImageInputs:
-  """Batches of uint8 crops (B, S, S, 3): augmented in training, the central crop (or its
-  mirror image) in evaluation."""
+  """Batches of uint8 crops (B, S, S, 3): augmented in training, the central crop (or
+  another fixed view of it) in evaluation."""
 
   config: ml_collections.ConfigDict
   cached: ClassVar[bool] = False  # the model's ``cached`` argument
@@ -47,7 +51,10 @@ class ImageInputs:
             example_offset: jnp.ndarray | int) -> jnp.ndarray:
     return preprocess_for(self.config, images, rng, True, example_offset=example_offset)
 
-  def eval(self, images: jnp.ndarray, mirror: bool = False) -> jnp.ndarray:
+  def eval(self, images: jnp.ndarray, view: View = CROP) -> jnp.ndarray:
+    zoom, mirror = view
+    if zoom != 1.0:
+      return preprocess_view(self.config, images, zoom, mirror)
     x = preprocess_for(self.config, images, jax.random.PRNGKey(0), False)
     return x[:, :, ::-1] if mirror else x
 
@@ -55,7 +62,7 @@ class ImageInputs:
 @dataclasses.dataclass(frozen=True)
 class CachedInputs:
   """Batches of cached frozen-block outputs (B, V, ...): a drawn view in training (it
-  stands for the augmentation), the first view in evaluation, the second as its mirror."""
+  stands for the augmentation), the cached one asked for in evaluation."""
 
   config: ml_collections.ConfigDict
   cached: ClassVar[bool] = True
@@ -64,8 +71,8 @@ class CachedInputs:
             example_offset: jnp.ndarray | int) -> jnp.ndarray:
     return cached_view(images, rng, example_offset)
 
-  def eval(self, images: jnp.ndarray, mirror: bool = False) -> jnp.ndarray:
-    return images[:, 1 if mirror else 0]
+  def eval(self, images: jnp.ndarray, view: View = CROP) -> jnp.ndarray:
+    return images[:, views(self.config).index(view)]
 
 
 Inputs = Union[ImageInputs, CachedInputs]
@@ -77,16 +84,18 @@ def inputs_for(config: ml_collections.ConfigDict) -> Inputs:
 
 
 def outputs(model: Any, variables: Dict[str, Any], inputs: Inputs, images: jnp.ndarray,
-            eval_flip: bool) -> Dict[str, jnp.ndarray]:
-  """Per example, in inference mode: age (the expected age; with ``eval.flip`` the mean of
-  the face's and its mirror image's), std (of the softmax over ages) and, with a cluster
-  module, cluster (the assignment), probs (p(c|x)) and p (p(cluster|x))."""
+            eval_views: Sequence[View] = (CROP,)) -> Dict[str, jnp.ndarray]:
+  """Per example, in inference mode: age (the expected age, averaged over ``eval_views``,
+  ``preprocess.eval_views(config)``), std (of the softmax over ages, of the crop) and,
+  with a cluster module, cluster (the crop's assignment), probs (p(c|x)) and p
+  (p(cluster|x))."""
   apply = lambda x: model.apply(variables, x, train=False, cached=inputs.cached)
-  logits, aux = apply(inputs.eval(images))
+  first, *others = eval_views
+  logits, aux = apply(inputs.eval(images, first))
   out = {"age": losses.expected_age(logits), "std": losses.age_std(logits)}
-  if eval_flip:
-    mirror_logits, _ = apply(inputs.eval(images, mirror=True))
-    out["age"] = (out["age"] + losses.expected_age(mirror_logits)) / 2
+  for view in others:
+    out["age"] = out["age"] + losses.expected_age(apply(inputs.eval(images, view))[0])
+  out["age"] = out["age"] / len(eval_views)
   if "assign" in aux:
     out["cluster"], out["probs"] = aux["assign"], aux["probs"]
     out["p"] = jnp.take_along_axis(aux["probs"], aux["assign"][:, None], axis=-1)[:, 0]

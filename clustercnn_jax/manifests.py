@@ -16,7 +16,7 @@ import json
 import os
 import subprocess
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 import ml_collections
 import numpy as np
@@ -111,16 +111,37 @@ def changed_settings(old: Any, new: Any) -> List[str]:
   return sorted(k for k in set(a) | set(b) if a.get(k, _MISSING) != b.get(k, _MISSING))
 
 
+def _as_dict(config: Any) -> Dict[str, Any]:
+  return config.to_dict() if hasattr(config, "to_dict") else config
+
+
+def changed_stages(old: Dict[str, Any], earlier: Mapping[str, Any]) -> List[str]:
+  """``changed_settings`` of the stages before the final one ('utkface: lr_schedule'),
+  against a manifest's record of them; a stage it did not record counts as changed."""
+  recorded = old.get("earlier_stages", {})
+  out = []
+  for name, config in earlier.items():
+    if name not in recorded:
+      out.append(f"{name} (not recorded)")
+    else:
+      out += [f"{name}: {k}" for k in changed_settings(recorded[name], config)]
+  return out
+
+
 def write(recipe: recipes.Recipe, run_dir: str, config: Any, wall_time_s: float,
-          results_dir: str = RESULTS_DIR, rerun: bool = False) -> Dict[str, Any]:
-  """The manifest of a finished recipe whose final stage is ``run_dir``. A manifest already
-  there keeps its reruns and this run's MAE joins them; with ``rerun`` (another seed) that
-  is all, otherwise this run becomes the manifest's figure and predictions. A manifest
-  recorded with other settings (the recipe changed since) is replaced, reruns and all:
-  they measured another recipe."""
+          results_dir: str = RESULTS_DIR, rerun: bool = False,
+          earlier: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+  """The manifest of a finished recipe whose final stage is ``run_dir`` (its config
+  ``config``; ``earlier``: the configs of the stages before it, by name). A manifest
+  already there keeps its reruns and this run's MAE joins them; with ``rerun`` (another
+  seed) that is all, otherwise this run becomes the manifest's figure and predictions. A
+  manifest recorded with other settings in any stage (the recipe changed since) is
+  replaced, reruns and all: they measured another recipe."""
   p = pooled(run_dir)
+  earlier = dict(earlier or {})
   old = load(recipe.name, results_dir) or {}
-  changed = changed_settings(old["config"], config) if old else []
+  changed = (changed_settings(old["config"], config) + changed_stages(old, earlier)
+             if old else [])
   if changed and rerun:
     raise ValueError(
         f"{manifest_path(recipe.name, results_dir)} was recorded with other settings "
@@ -143,8 +164,10 @@ def write(recipe: recipes.Recipe, run_dir: str, config: Any, wall_time_s: float,
       "wall_time_s": round(wall_time_s, 1),
       "reruns": [*old.get("reruns", []), round(m["mae"], 4)],
       "predictions": f"{recipe.name}.predictions.npz",
-      "config": config.to_dict() if hasattr(config, "to_dict") else config,
+      "config": _as_dict(config),
   }
+  if earlier:
+    manifest["earlier_stages"] = {name: _as_dict(c) for name, c in earlier.items()}
   os.makedirs(results_dir, exist_ok=True)
   files.save_npz(os.path.join(results_dir, manifest["predictions"]), ages=p["ages"],
                  predictions=p["predictions"], person_ids=p["person_ids"])

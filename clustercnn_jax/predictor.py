@@ -27,6 +27,7 @@ import numpy as np
 from clustercnn_jax import inference
 from clustercnn_jax import serving as serving_lib
 from clustercnn_jax.data import photos
+from clustercnn_jax.data.preprocess import eval_views
 
 # The largest crop, over the model's input, taken as a loose face crop: stored crops are
 # faces.MARGIN (1.25) times the input; a larger image is a photo or a crop at another scale.
@@ -49,7 +50,7 @@ def forward(config: ml_collections.ConfigDict, model: Any, variables: Dict[str, 
   std and, with a cluster module, cluster, p and probs), as training's evaluation computes
   them. Always from images: a model trained on cached features is a whole model."""
   return inference.outputs(model, variables, inference.ImageInputs(config), images,
-                           bool(config.eval.flip))
+                           eval_views(config))
 
 
 def central_crops(images: np.ndarray, size: int) -> np.ndarray:

@@ -1,8 +1,9 @@
 """Named recipes: each headline result as the chain of runs that produces it.
 
 A recipe is data: its stages, in order, each a protocol (one training run, the 82
-FG-NET folds, or random splits) on a config variant with overrides, optionally
-starting from an earlier stage's model. ``python -m clustercnn_jax.reproduce``
+FG-NET folds, random splits, or an evaluation of an earlier stage's model on all of
+another dataset) on a config variant with overrides, optionally starting from an
+earlier stage's model. ``python -m clustercnn_jax.reproduce``
 runs one; the figure it should reach, with its spread over reruns and its wall
 time, lives in the recipe's manifest, ``results/<name>.json`` (``docs/results.md``
 is generated from those), never here.
@@ -14,7 +15,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import ml_collections
 
-PROTOCOLS = ("train", "lopo", "splits")
+PROTOCOLS = ("train", "lopo", "splits", "evaluate")
 DATASET_DIRS = {"fgnet": "fgnet", "utkface": "utkface", "morph2": "morph"}  # under --data_root
 
 
@@ -24,7 +25,9 @@ class Stage:
   protocol: str  # one of PROTOCOLS
   config: str  # a config file and variant, as --config takes it: 'configs/fgnet.py:frozen'
   overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-  init_from: str = ""  # an earlier stage whose trained model this one starts from
+  # An earlier stage whose trained model this one starts from (for 'evaluate': the model
+  # evaluated, on all of this stage's data; the rest of its config is the model's own).
+  init_from: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,15 +54,19 @@ _LITE2 = {"model.backbone": "efficientnet_lite2",
 # The head of a frozen backbone: 40 epochs with cosine decay instead of the variants' 20 at a
 # constant rate, whose last step still moves it by enough to make seeds disagree.
 _LONG_HEAD = {"num_epochs": 40.0, "lr_schedule": "cosine"}
+# One UTKFace model serves three results (its own test split, FG-NET's folds from it, and
+# all of FG-NET untouched): recipes run in one workdir share this stage.
+_UTKFACE = Stage("utkface", "train", "configs/utkface.py:partial,taps",
+                 {"model.cluster.enabled": False, "lr_schedule": "cosine"})
 
 RECIPES: Dict[str, Recipe] = {r.name: r for r in (
     Recipe("demo", "the synthetic demo (small CNN, no download)", "synthetic",
            "its own test set",
            (Stage("demo", "train", "configs/demo.py"),)),
     Recipe("utkface_partial", "UTKFace, one network: Lite0's top eight blocks fine-tuned on "
-           "cached activations, no cluster module", "UTKFace", "seed-0 80/20 split",
-           (Stage("utkface", "train", "configs/utkface.py:partial",
-                  {"model.cluster.enabled": False}),),
+           "cached activations with stage taps, no cluster module", "UTKFace",
+           "seed-0 80/20 split",
+           (_UTKFACE,),
            peers="CORAL; MiVOLO; Paplham & Franc's benchmark"),
     Recipe("fgnet_imagenet", "FG-NET from ImageNet: frozen Lite2 at 260 px with stage taps "
            "and mirrored views, no cluster module", "FG-NET", "leave one person out, 82 folds",
@@ -76,14 +83,17 @@ RECIPES: Dict[str, Recipe] = {r.name: r for r in (
     Recipe("fgnet_from_utkface", "FG-NET from UTKFace pretraining: `utkface_partial` with "
            "taps, then its backbone frozen on each fold", "FG-NET",
            "leave one person out, 82 folds",
-           (Stage("utkface", "train", "configs/utkface.py:partial,taps",
-                  {"model.cluster.enabled": False}),
+           (_UTKFACE,
             Stage("lopo", "lopo", "configs/fgnet.py:frozen",
                   {**_LONG_HEAD, "max_age": 116, "flip": True, "eval.flip": True,
                    "model.cluster.enabled": False,
                    "model.feature_taps": "_blocks_7,_blocks_10,_blocks_14"},
                   init_from="utkface")),
            paper="3.85 (more pretraining data)", peers=_FGNET_PEERS),
+    Recipe("utkface_on_fgnet", "all of FG-NET, never trained on: the `utkface_partial` "
+           "model as it is", "FG-NET", "all 1,002 faces, no FG-NET training",
+           (_UTKFACE, Stage("fgnet", "evaluate", "configs/fgnet.py", init_from="utkface")),
+           peers=_FGNET_PEERS),
     Recipe("fgnet_paper", "the paper's FG-NET protocol: half-depth ImageNet GoogLeNet end to "
            "end at 72 px, the cluster module on", "FG-NET", "leave one person out, 82 folds",
            (Stage("lopo", "lopo", "configs/fgnet.py"),), accelerator=True,

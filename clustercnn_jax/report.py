@@ -84,9 +84,11 @@ def cluster_montage(faces: np.ndarray, ages: np.ndarray, assign: np.ndarray,
 def write(out_dir: str, pred: np.ndarray, ages: np.ndarray, title: str,
           faces: Optional[np.ndarray] = None, assign: Optional[np.ndarray] = None,
           distance: Optional[np.ndarray] = None, num_clusters: int = 0,
-          extra: Optional[Dict[str, Any]] = None) -> List[str]:
+          extra: Optional[Dict[str, Any]] = None,
+          person_ids: Optional[np.ndarray] = None) -> List[str]:
   """Writes the report; returns the files written. Cluster figures need ``assign`` (and
-  the montage ``faces`` and ``distance`` to the assigned centroid)."""
+  the montage ``faces`` and ``distance`` to the assigned centroid); ``person_ids`` let
+  ``protocols.compare`` resample people instead of faces."""
   files.makedirs(out_dir)
   pred, ages = np.asarray(pred, np.float64), np.asarray(ages, np.float64)
   m = {**metrics(pred, ages), **(extra or {})}
@@ -101,7 +103,7 @@ def write(out_dir: str, pred: np.ndarray, ages: np.ndarray, title: str,
   files.write_json(files.join(out_dir, "metrics.json"), m)
   # As a training run's: protocols.compare pairs two reports on the same faces.
   files.save_npz(files.join(out_dir, PREDICTIONS_FILE), ages=ages, predictions=pred,
-                 person_ids=[])
+                 person_ids=[] if person_ids is None else np.asarray(person_ids))
   lines = [f"# {title}", "",
            f"MAE over {m['num_examples']} faces: **{m['mae']:.2f}** years (always predicting "
            f"their mean age: {m['mean_predictor_mae']:.2f})", "", *metric_tables(m), ""]

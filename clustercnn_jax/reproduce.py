@@ -5,9 +5,11 @@ manifest.
   python -m clustercnn_jax.reproduce fgnet_from_utkface --workdir=DIR \\
       [--data_root=../shared/data]
 
-Each stage trains in DIR/<stage> (UTKFace pretraining, then the 82 FG-NET folds
+Each stage runs in DIR/<stage> (UTKFace pretraining, then the 82 FG-NET folds
 from it, say) and is resumable: rerun the same command after an interruption and
-finished stages and folds are skipped. It ends by printing the result next to
+finished stages and folds are skipped. Recipes that start with the same stage share
+it when given the same DIR (``utkface_partial``, ``fgnet_from_utkface`` and
+``utkface_on_fgnet`` train one UTKFace model between them). It ends by printing the result next to
 the manifest's (``results/<recipe>.json``) and whether it lands inside the spread
 of the manifest's reruns. ``--runlocal`` runs the same chain at test size
 (seconds per stage; two folds of a LOPO); ``--write_manifest`` records the
@@ -17,6 +19,7 @@ result in results/ (then regenerate docs/results.md: python -m clustercnn_jax.ma
 import time
 from typing import Any, Dict, List, Optional
 
+import ml_collections
 import numpy as np
 from absl import flags, logging
 
@@ -40,12 +43,25 @@ def define_flags() -> None:
 
 def run_stage(stage: recipes.Stage, workdir: str, *, data_root: str, runlocal: bool = False,
               extra: Optional[Dict[str, Any]] = None) -> Any:
-  """Trains one stage in ``workdir/<stage>`` (resuming, skipping what is finished);
-  returns its config, or None when it stopped early (SIGTERM)."""
+  """Runs one stage in ``workdir/<stage>`` (resuming, skipping what is finished) and adds
+  the time it took to the stage's record; returns its config, or None when it stopped
+  early (SIGTERM)."""
+  t0 = time.time()
+  try:
+    return _run_stage(stage, workdir, data_root=data_root, runlocal=runlocal, extra=extra)
+  finally:
+    add_wall_time(files.join(workdir, stage.name), time.time() - t0)
+
+
+def _run_stage(stage: recipes.Stage, workdir: str, *, data_root: str, runlocal: bool,
+               extra: Optional[Dict[str, Any]]) -> Any:
   init_from = files.join(workdir, stage.init_from) if stage.init_from else ""
   config = recipes.stage_config(stage, data_root=data_root, init_from=init_from,
                                 runlocal=runlocal, extra=extra)
   out = files.join(workdir, stage.name)
+  if stage.protocol == "evaluate":
+    # Always evaluated again (a minute): a retrained model never leaves a stale figure.
+    return evaluate_model(config, out)
   if stage.protocol == "train":
     if finished(out, config):
       logging.info("Stage %s finished earlier in %s: skipped.", stage.name, out)
@@ -59,28 +75,51 @@ def run_stage(stage: recipes.Stage, workdir: str, *, data_root: str, runlocal: b
   return None if "stopped_at" in result else config
 
 
+def evaluate_model(config: Any, out: str) -> Any:
+  """Predicts every face of ``config.data`` with the model trained in ``config.init_from``
+  (its own settings; only the data are the stage's) and writes the report to ``out``;
+  returns the config it evaluated with."""
+  from clustercnn_jax import evaluate, predictor  # the models: only for this protocol
+
+  model = predictor.load(config.init_from)
+  settings = ml_collections.ConfigDict(model.config.to_dict())
+  settings.data = config.data
+  evaluate.evaluate(model, settings, out, split="all")
+  return settings
+
+
 def finished(run_dir: str, config: Any) -> bool:
-  """Whether a training stage's run in ``run_dir`` has finished with this config's budget:
-  then rerunning the recipe neither reloads its data nor evaluates it again. A run
-  trained with another config is refused, as a resume would be."""
+  """Whether a training stage's run in ``run_dir`` has finished with this config's budget
+  and evaluation settings: then rerunning the recipe neither reloads its data nor
+  evaluates it again (with other evaluation settings it is evaluated again, not
+  retrained). A run trained with another config is refused, as a resume would be."""
   if not results.has_predictions(run_dir) or not workdirs.has_config(run_dir):
     return False
   saved = workdirs.load_config(run_dir)
   config_checks.check_resume(run_dir, saved, config)
-  return all(saved.get(k) == config.get(k) for k in ("num_train_steps", "num_epochs"))
+  now, before = config_checks.flat_fields(config), config_checks.flat_fields(saved)
+  return all(now.get(k) == before.get(k)
+             for k in ("num_train_steps", "num_epochs", *config_checks.EVAL_FIELDS))
 
 
-TIME_FILE = "reproduce_time.json"
+TIME_FILE = "stage_time.json"
 
 
-def add_wall_time(workdir: str, seconds: float) -> float:
-  """Adds one invocation's seconds to the recipe's record in ``workdir``; returns the total,
-  so that a recipe resumed over several invocations reports the time of all of them."""
-  path = files.join(workdir, TIME_FILE)
+def add_wall_time(stage_dir: str, seconds: float) -> float:
+  """Adds one invocation's seconds to the stage's record in ``stage_dir``; returns its
+  total, so that a stage resumed over several invocations reports the time of all."""
+  files.makedirs(stage_dir)
+  path = files.join(stage_dir, TIME_FILE)
   spent = files.read_json(path)["invocations_s"] if files.exists(path) else []
   spent = [*spent, round(seconds, 1)]
   files.write_json(path, {"invocations_s": spent, "total_s": round(sum(spent), 1)})
   return float(sum(spent))
+
+
+def wall_time(recipe: recipes.Recipe, workdir: str) -> float:
+  """The recipe's time: that of all its stages, a shared stage's first run included."""
+  paths = [files.join(workdir, stage.name, TIME_FILE) for stage in recipe.stages]
+  return float(sum(files.read_json(p)["total_s"] for p in paths if files.exists(p)))
 
 
 def reproduce(name: str, workdir: str, *, data_root: str = "", runlocal: bool = False,
@@ -89,23 +128,23 @@ def reproduce(name: str, workdir: str, *, data_root: str = "", runlocal: bool = 
   """Runs every stage of the recipe in order; returns the final stage's pooled metrics, the
   manifest's figure and the verdict (None when a stage stopped early)."""
   recipe = recipes.get(name)
-  t0 = time.time()
-  config = None
+  configs = {}
   for i, stage in enumerate(recipe.stages):
     logging.info("Recipe %s: stage %d of %d, %s (%s %s).", name, i + 1, len(recipe.stages),
                  stage.name, stage.protocol, stage.config)
-    config = run_stage(stage, workdir, data_root=data_root, runlocal=runlocal, extra=extra)
-    if config is None:
-      add_wall_time(workdir, time.time() - t0)
+    configs[stage.name] = run_stage(stage, workdir, data_root=data_root, runlocal=runlocal,
+                                    extra=extra)
+    if configs[stage.name] is None:
       return None
-  final = manifests.pooled(files.join(workdir, recipe.stages[-1].name))["metrics"]
+  *earlier, last = recipe.stages
+  final = manifests.pooled(files.join(workdir, last.name))["metrics"]
   expected = manifests.load(name)
   out = {"recipe": name, "mae": final["mae"], "metrics": final,
-         "wall_time_s": add_wall_time(workdir, time.time() - t0),
-         **verdict(final["mae"], expected)}
+         "wall_time_s": wall_time(recipe, workdir), **verdict(final["mae"], expected)}
   if write_manifest and not runlocal:
-    manifests.write(recipe, files.join(workdir, recipe.stages[-1].name), config,
-                    out["wall_time_s"], rerun=bool(config.seed))
+    config = configs[last.name]
+    manifests.write(recipe, files.join(workdir, last.name), config, out["wall_time_s"],
+                    rerun=bool(config.seed), earlier={s.name: configs[s.name] for s in earlier})
   return out
 
 

@@ -26,6 +26,7 @@ from clustercnn_jax import (checkpoint, config_checks, data, feature_cache, file
                             kmeans, losses, results, train_state)
 from clustercnn_jax.data import pipeline
 from clustercnn_jax.data.dataset import ArrayDataset
+from clustercnn_jax.data.preprocess import eval_views
 from clustercnn_jax.inference import Inputs
 from clustercnn_jax.metric_writers import MetricWriter
 from clustercnn_jax.models.model import AgeModel, build_model, trained_variables
@@ -123,7 +124,7 @@ def eval_step(state: TrainState, batch: Dict[str, jnp.ndarray], *, model: AgeMod
   """Predicted ages (nearest-centroid assignment) and cluster of each example."""
   variables = {"params": state.params, "batch_stats": state.batch_stats,
                "clusters": state.clusters}
-  out = inference.outputs(model, variables, inputs, batch["images"], config.eval.flip)
+  out = inference.outputs(model, variables, inputs, batch["images"], eval_views(config))
   return {"pred": out["age"], **({"assign": out["cluster"]} if "cluster" in out else {})}
 
 

@@ -68,6 +68,15 @@ def test_eval_flip_on_cached_features_needs_the_cached_mirror():
   config_checks.validate(config, need_weights=False)
 
 
+def test_eval_zoom_needs_the_scale_noise_it_averages_over():
+  config = utkface.get_config("partial")
+  assert config.eval.zoom  # the partial variants' cache holds the zooms
+  config_checks.validate(config, need_weights=False)
+  config.scale_jitter = 0.0
+  with pytest.raises(ValueError, match="scale_jitter > 0"):
+    config_checks.validate(config, need_weights=False)
+
+
 def test_split_kind_must_fit_the_dataset(tiny_config):
   tiny_config.data.split.kind = "random"
   with pytest.raises(ValueError, match="kind=given"):

@@ -248,3 +248,22 @@ def test_cached_views_are_the_mirrored_and_zoomed_crops(tiny_config, tmp_path):
   assert not np.allclose(expected, predict(plain, train_ds.images[:16]), atol=1e-3)
   np.testing.assert_allclose(predict(on_images, train_ds.images[:16]), expected, atol=1e-4)
   np.testing.assert_allclose(predict(config, cached.images[:16]), expected, atol=1e-4)
+
+  # eval.zoom (ours) adds the two zoomed views: the mean of all four cached views' ages,
+  # and the image path computes the same zooms.
+  from clustercnn_jax import losses
+
+  config.eval.zoom = True
+  assert preprocess.eval_views(config) == preprocess.views(config)
+  zoom_on_images = config.copy_and_resolve_references()
+  zoom_on_images.cache.enabled = False
+  every = {**variables, "clusters": state.clusters}
+  per_view = [np.asarray(losses.expected_age(model.apply(
+      every, jnp.asarray(cached.images[:16, v]), train=False, cached=True)[0]))
+      for v in range(4)]
+  np.testing.assert_allclose(np.mean(per_view[:2], axis=0), expected, atol=1e-4)
+  assert not np.allclose(np.mean(per_view, axis=0), expected, atol=1e-3)
+  np.testing.assert_allclose(predict(config, cached.images[:16]), np.mean(per_view, axis=0),
+                             atol=1e-4)
+  np.testing.assert_allclose(predict(zoom_on_images, train_ds.images[:16]),
+                             np.mean(per_view, axis=0), atol=1e-4)

@@ -43,8 +43,8 @@ def data_root(tmp_path_factory):
 @needs_shared
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["demo", "utkface_partial", "fgnet_imagenet",
-                                  "fgnet_frozen_taps", "fgnet_from_utkface", "fgnet_paper",
-                                  "morph_paper"])
+                                  "fgnet_frozen_taps", "fgnet_from_utkface",
+                                  "utkface_on_fgnet", "fgnet_paper", "morph_paper"])
 def test_every_recipe_runs_its_chain_at_test_size(name, data_root, tmp_path):
   from clustercnn_jax import recipes, reproduce
 
@@ -65,8 +65,9 @@ def test_every_recipe_runs_its_chain_at_test_size(name, data_root, tmp_path):
   assert again["mae"] == out["mae"]
   assert reproduce.summary_line(again).startswith(f"{name}: MAE")
   # The wall time is that of both invocations: a resumed recipe counts all it cost.
-  assert again["wall_time_s"] == pytest.approx(out["wall_time_s"] + json.load(open(
-      tmp_path / "run" / reproduce.TIME_FILE))["invocations_s"][-1], abs=0.2)
+  second = sum(json.load(open(tmp_path / "run" / stage.name / reproduce.TIME_FILE))
+               ["invocations_s"][-1] for stage in recipe.stages)
+  assert again["wall_time_s"] == pytest.approx(out["wall_time_s"] + second, abs=0.2)
 
 
 def test_a_finished_training_stage_is_skipped_unless_its_config_changed(tmp_path, monkeypatch):
@@ -87,6 +88,44 @@ def test_a_finished_training_stage_is_skipped_unless_its_config_changed(tmp_path
   # A longer budget is not "finished": it goes back to training (which resumes).
   with pytest.raises(AssertionError, match="trained or evaluated again"):
     reproduce.reproduce("demo", workdir, runlocal=True, extra={"num_train_steps": 1000})
+  # Other evaluation settings: evaluated again with them, not trained again.
+  with pytest.raises(AssertionError, match="trained or evaluated again"):
+    reproduce.reproduce("demo", workdir, runlocal=True, extra={"eval.flip": True})
+  monkeypatch.undo()
+  steps = lambda: open(os.path.join(workdir, "demo", "metrics.jsonl")).read().count("train/")
+  before = steps()
+  flipped = reproduce.reproduce("demo", workdir, runlocal=True, extra={"eval.flip": True})
+  assert flipped["mae"] != out["mae"] and steps() == before
+  from clustercnn_jax import workdirs
+
+  assert workdirs.load_config(os.path.join(workdir, "demo")).eval.flip is True
+
+
+@needs_shared
+@pytest.mark.slow
+def test_recipes_in_one_workdir_share_their_first_stage(data_root, tmp_path, monkeypatch):
+  """utkface_on_fgnet after utkface_partial: the UTKFace model is not trained again, its
+  time counts in both recipes, and all of FG-NET is scored with person ids."""
+  from clustercnn_jax import recipes, reproduce, train
+
+  extra = {"cache.dir": str(tmp_path / "cache"), "data.data_dir": str(tmp_path / "tfds")}
+  workdir = str(tmp_path / "run")
+  first = reproduce.reproduce("utkface_partial", workdir, data_root=data_root, runlocal=True,
+                              extra=extra)
+
+  def no_training(*args, **kwargs):
+    raise AssertionError("the shared stage was trained again")
+
+  monkeypatch.setattr(train, "train_and_evaluate", no_training)
+  out = reproduce.reproduce("utkface_on_fgnet", workdir, data_root=data_root, runlocal=True,
+                            extra=extra)
+  assert out["metrics"]["num_examples"] == 1002 and np.isfinite(out["mae"])
+  assert out["wall_time_s"] > first["wall_time_s"]
+  from clustercnn_jax import manifests
+
+  pooled = manifests.pooled(os.path.join(workdir, "fgnet"))
+  assert sorted(set(pooled["person_ids"].tolist())) == list(range(1, 83))
+  assert recipes.get("utkface_on_fgnet").stages[0] is recipes.get("utkface_partial").stages[0]
 
 
 def test_every_recipe_stage_builds_its_config():
@@ -170,3 +209,27 @@ def test_a_changed_recipe_starts_its_manifest_afresh(tmp_path, trained_workdir, 
   assert len(manifests.load("demo", str(tmp_path))["reruns"]) == 2
   fresh = manifests.write(recipe, trained_workdir, changed, 13.0, str(tmp_path))
   assert len(fresh["reruns"]) == 1 and fresh["config"]["num_epochs"] == 7.0
+
+
+def test_a_changed_earlier_stage_changes_the_recipe(tmp_path, trained_workdir, tiny_config):
+  """A chain's manifest records every stage: pretraining with other settings is another
+  recipe even where the final stage's config is the same."""
+  from clustercnn_jax import manifests, recipes
+
+  recipe = recipes.get("demo")
+  pretraining = tiny_config.copy_and_resolve_references()
+  manifests.write(recipe, trained_workdir, tiny_config, 12.0, str(tmp_path),
+                  earlier={"pre": pretraining})
+  same = manifests.write(recipe, trained_workdir, tiny_config, 12.0, str(tmp_path), rerun=True,
+                         earlier={"pre": pretraining})
+  assert len(same["reruns"]) == 2
+  assert manifests.load("demo", str(tmp_path))["earlier_stages"]["pre"]["num_epochs"] == (
+      tiny_config.num_epochs)
+  other = pretraining.copy_and_resolve_references()
+  other.learning_rate = 2 * pretraining.learning_rate
+  with pytest.raises(ValueError, match="pre: learning_rate"):
+    manifests.write(recipe, trained_workdir, tiny_config, 13.0, str(tmp_path), rerun=True,
+                    earlier={"pre": other})
+  with pytest.raises(ValueError, match=r"pre2 \(not recorded\)"):
+    manifests.write(recipe, trained_workdir, tiny_config, 13.0, str(tmp_path), rerun=True,
+                    earlier={"pre": other, "pre2": other})

@@ -97,6 +97,18 @@ def views(config: Any) -> Tuple[Tuple[float, bool], ...]:
   return tuple(out)
 
 
+def eval_views(config: Any) -> Tuple[Tuple[float, bool], ...]:
+  """The (zoom, flip) views whose expected ages evaluation averages (test-time augmentation,
+  ours): the crop; its mirror with ``eval.flip``; with ``eval.zoom`` the two zoomed views of
+  ``views`` too. Each is one of ``views(config)``, so a feature cache holds them all."""
+  out = [(1.0, False)]
+  if config.eval.flip:
+    out.append((1.0, True))
+  if config.eval.zoom:
+    out += [v for v in views(config) if v[0] != 1.0]
+  return tuple(out)
+
+
 def preprocess_view(config: Any, images: jnp.ndarray, zoom: float, flip: bool) -> jnp.ndarray:
   """``preprocess_for``'s evaluation input, zoomed about the centre and mirrored: one view."""
   mean, std = pretrained.input_normalization(config)
