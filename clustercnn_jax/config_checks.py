@@ -70,7 +70,7 @@ def validate(config: ml_collections.ConfigDict, *, need_weights: bool = True) ->
     raise ValueError("config.eval.flip=True with cached features reads the cached mirror "
                      "image, which the cache holds only with --config.flip=True.")
   if config.eval.zoom and not (config.scale_jitter > 0 and config.face.normalize):
-    raise ValueError("config.eval.zoom=True averages in the crop zoomed by 1 ± scale_jitter, "
+    raise ValueError("config.eval.zoom=True averages in the crop zoomed by 1 - scale_jitter, "
                      "which needs face normalisation (face.normalize=True) and "
                      "--config.scale_jitter > 0.")
   if config.init_from and not checkpoint.has_checkpoint(config.init_from):

@@ -1,7 +1,7 @@
 """What a trained model computes for a batch, and what kind of input the batch holds.
 
 One home for evaluation's forward pass (the expected age, averaged over
-``preprocess.eval_views``: the mirror image under ``eval.flip``, two zooms under
+``preprocess.eval_views``: the mirror image under ``eval.flip``, a zoom under
 ``eval.zoom``), for embeddings, and for turning a batch's ``images`` into
 the model's input: ``train.eval_step``, k-means++, the ``Predictor`` and the export all
 call these, so an age is computed one way.

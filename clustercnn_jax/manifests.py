@@ -53,12 +53,15 @@ def pooled(run_dir: str) -> Dict[str, Any]:
 
 
 def commit() -> str:
-  """HEAD, with '+changes' when tracked files differ from it (the run's code is not HEAD's)."""
+  """HEAD, with '+changes' when tracked code differs from it (the run's code is not
+  HEAD's); results/ and the Markdown docs, which recipes write, do not count."""
   git = lambda *a: subprocess.run(["git", "-C", ROOT, *a], capture_output=True, text=True,
                                   check=True).stdout.strip()
   try:
     head = git("rev-parse", "--short", "HEAD")
-    return head + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+    code = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!results",
+               ":!*.md")
+    return head + ("+changes" if code else "")
   except (OSError, subprocess.CalledProcessError):
     return "unknown"
 

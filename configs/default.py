@@ -129,8 +129,8 @@ def get_config() -> ml_collections.ConfigDict:
       # Ours, not the paper's: the predicted age is the mean of the expected ages of the
       # face and its mirror image (test-time augmentation; the cluster is the face's).
       flip=False,
-      # Ours: the two zoomed crops of face normalisation's scale noise (1 - ε, and 1 + ε,
-      # mirrored with flip) join the mean; a feature cache already holds them.
+      # Ours: the crop zoomed in by 1 - ε (face normalisation's scale noise) joins the
+      # mean; a feature cache already holds it.
       zoom=False,
   ))
   return config
@@ -213,7 +213,7 @@ def use_cached_activations(config: ml_collections.ConfigDict,
   config.cache.enabled = True
   config.flip, config.colour_jitter = True, 0.0
   config.eval.flip = True  # our extension: the mirror is cached anyway
-  config.eval.zoom = True  # and so are the two zooms
+  config.eval.zoom = True  # and so is the zoom
   config.bn_recalibration_batches = 50  # the trained blocks' BatchNorm (train.py says why)
   config.learning_rate = 1e-3
   config.log_every_steps = 200

@@ -249,12 +249,13 @@ def test_cached_views_are_the_mirrored_and_zoomed_crops(tiny_config, tmp_path):
   np.testing.assert_allclose(predict(on_images, train_ds.images[:16]), expected, atol=1e-4)
   np.testing.assert_allclose(predict(config, cached.images[:16]), expected, atol=1e-4)
 
-  # eval.zoom (ours) adds the two zoomed views: the mean of all four cached views' ages,
-  # and the image path computes the same zooms.
-  from clustercnn_jax import losses
+  # eval.zoom (ours) adds the zoomed-in view: the mean of the first three cached views'
+  # ages, and the image path, the predictor on crops of the model's input size included,
+  # computes the same zoom.
+  from clustercnn_jax import losses, predictor
 
   config.eval.zoom = True
-  assert preprocess.eval_views(config) == preprocess.views(config)
+  assert preprocess.eval_views(config) == preprocess.views(config)[:3]
   zoom_on_images = config.copy_and_resolve_references()
   zoom_on_images.cache.enabled = False
   every = {**variables, "clusters": state.clusters}
@@ -262,8 +263,18 @@ def test_cached_views_are_the_mirrored_and_zoomed_crops(tiny_config, tmp_path):
       every, jnp.asarray(cached.images[:16, v]), train=False, cached=True)[0]))
       for v in range(4)]
   np.testing.assert_allclose(np.mean(per_view[:2], axis=0), expected, atol=1e-4)
-  assert not np.allclose(np.mean(per_view, axis=0), expected, atol=1e-3)
-  np.testing.assert_allclose(predict(config, cached.images[:16]), np.mean(per_view, axis=0),
-                             atol=1e-4)
-  np.testing.assert_allclose(predict(zoom_on_images, train_ds.images[:16]),
-                             np.mean(per_view, axis=0), atol=1e-4)
+  zoomed = np.mean(per_view[:3], axis=0)
+  assert not np.allclose(zoomed, expected, atol=1e-3)
+  np.testing.assert_allclose(predict(config, cached.images[:16]), zoomed, atol=1e-4)
+  np.testing.assert_allclose(predict(zoom_on_images, train_ds.images[:16]), zoomed, atol=1e-4)
+  served = predictor.Predictor(zoom_on_images, model, every)
+  np.testing.assert_allclose(served.predict(train_ds.images[:16]), zoomed, atol=1e-4)
+  # Loose crops (a margin around the model's input, as real datasets store them): the
+  # predictor hands the model the central crop only, and its zoom still matches the cache's.
+  from clustercnn_jax.data.dataset import ArrayDataset
+
+  loose = ArrayDataset(np.pad(train_ds.images[:16], ((0, 0), (4, 4), (4, 4), (0, 0)),
+                              mode="reflect"), train_ds.ages[:16], None)
+  (loose_cached,) = feature_cache.feature_datasets(state, model, config, loose)
+  np.testing.assert_allclose(served.predict(loose.images),
+                             predict(config, loose_cached.images), atol=1e-4)

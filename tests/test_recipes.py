@@ -233,3 +233,24 @@ def test_a_changed_earlier_stage_changes_the_recipe(tmp_path, trained_workdir, t
   with pytest.raises(ValueError, match=r"pre2 \(not recorded\)"):
     manifests.write(recipe, trained_workdir, tiny_config, 13.0, str(tmp_path), rerun=True,
                     earlier={"pre": other, "pre2": other})
+
+
+def test_a_manifest_names_the_commit_of_the_code_not_of_the_results(tmp_path, monkeypatch):
+  from clustercnn_jax import manifests
+
+  git = lambda *a: subprocess.run(["git", "-C", str(tmp_path), *a], check=True,
+                                  capture_output=True)
+  git("init", "-q")
+  (tmp_path / "results").mkdir()
+  for name in ("code.py", "results/r.json", "README.md"):
+    (tmp_path / name).write_text("0\n")
+  git("add", "-A")
+  git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "c")
+  monkeypatch.setattr(manifests, "ROOT", str(tmp_path))
+  head = manifests.commit()
+  assert len(head) >= 7 and "+" not in head
+  (tmp_path / "results" / "r.json").write_text("1\n")  # what a recipe writes
+  (tmp_path / "README.md").write_text("1\n")
+  assert manifests.commit() == head
+  (tmp_path / "code.py").write_text("1\n")
+  assert manifests.commit() == head + "+changes"

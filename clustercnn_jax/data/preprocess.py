@@ -99,13 +99,15 @@ def views(config: Any) -> Tuple[Tuple[float, bool], ...]:
 
 def eval_views(config: Any) -> Tuple[Tuple[float, bool], ...]:
   """The (zoom, flip) views whose expected ages evaluation averages (test-time augmentation,
-  ours): the crop; its mirror with ``eval.flip``; with ``eval.zoom`` the two zoomed views of
-  ``views`` too. Each is one of ``views(config)``, so a feature cache holds them all."""
+  ours): the crop; its mirror with ``eval.flip``; with ``eval.zoom`` the crop zoomed in by
+  1 - ε. Each is one of ``views(config)``, so a feature cache holds them all; the zoom is
+  inward because that needs no pixel beyond the model's input, which is all that a
+  ``Predictor``, an export or a photo's crop hands the model."""
   out = [(1.0, False)]
   if config.eval.flip:
     out.append((1.0, True))
   if config.eval.zoom:
-    out += [v for v in views(config) if v[0] != 1.0]
+    out += [v for v in views(config) if v[0] < 1.0]
   return tuple(out)
 
 
