@@ -9,10 +9,10 @@ Each stage runs in DIR/<stage> (UTKFace pretraining, then the 82 FG-NET folds
 from it, say) and is resumable: rerun the same command after an interruption and
 finished stages and folds are skipped. Recipes that start with the same stage share
 it when given the same DIR (``utkface_partial``, ``fgnet_from_utkface`` and
-``utkface_on_fgnet`` train one UTKFace model between them). It ends by printing the result next to
-the manifest's (``results/<recipe>.json``) and whether it lands inside the spread
-of the manifest's reruns. ``--runlocal`` runs the same chain at test size
-(seconds per stage; two folds of a LOPO); ``--write_manifest`` records the
+``utkface_on_fgnet`` train one UTKFace model between them). It ends by printing the
+result next to the manifest's (``results/<recipe>.json``) and whether it lands
+inside the spread of the manifest's reruns. ``--runlocal`` runs the same chain at
+test size (seconds per stage; two folds of a LOPO); ``--write_manifest`` records the
 result in results/ (then regenerate docs/results.md: python -m clustercnn_jax.manifests).
 """
 
@@ -47,10 +47,9 @@ def run_stage(stage: recipes.Stage, workdir: str, *, data_root: str, runlocal: b
   the time it took to the stage's record; returns its config, or None when it stopped
   early (SIGTERM)."""
   t0 = time.time()
-  try:
-    return _run_stage(stage, workdir, data_root=data_root, runlocal=runlocal, extra=extra)
-  finally:
-    add_wall_time(files.join(workdir, stage.name), time.time() - t0)
+  config = _run_stage(stage, workdir, data_root=data_root, runlocal=runlocal, extra=extra)
+  add_wall_time(files.join(workdir, stage.name), time.time() - t0)
+  return config
 
 
 def _run_stage(stage: recipes.Stage, workdir: str, *, data_root: str, runlocal: bool,
