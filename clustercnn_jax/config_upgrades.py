@@ -54,6 +54,7 @@ RENAMED = (
 ADDED = (
     ("model.train_from", ""),  # partial fine-tuning
     ("cache.dtype", "float32"),
+    ("cache.degraded_views", ""),
     ("init_from", ""),
     ("eval.flip", False),
     ("eval.zoom", False),

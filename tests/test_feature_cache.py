@@ -278,3 +278,45 @@ def test_cached_views_are_the_mirrored_and_zoomed_crops(tiny_config, tmp_path):
   (loose_cached,) = feature_cache.feature_datasets(state, model, config, loose)
   np.testing.assert_allclose(served.predict(loose.images),
                              predict(config, loose_cached.images), atol=1e-4)
+
+
+def test_degraded_views_follow_the_others_in_the_cache(tiny_config, tmp_path):
+  """``cache.degraded_views`` appends the frozen blocks' output for each degraded crop after
+  the usual views, which stay as they were, so that evaluation reads the same views."""
+  import jax
+
+  from clustercnn_jax import data
+  from clustercnn_jax.data import preprocess
+  from clustercnn_jax.models.model import AgeModel, build_model
+  from clustercnn_jax.train_state import create_train_state
+
+  config = partial(tiny_config, True, tmp_path, dtype="float32")
+  config.flip = True
+  config.data.synthetic.num_train = 16
+  model = build_model(config)
+  state = create_train_state(jax.random.PRNGKey(0), config, model, 1)
+  train_ds, _ = data.load(config)
+  (plain,) = feature_cache.feature_datasets(state, model, config, train_ds)
+  config.cache.degraded_views = "grey,grain"
+  assert preprocess.degraded_views(config) == ((1.0, False, "grey"), (1.0, True, "grain"))
+  (degraded,) = feature_cache.feature_datasets(state, model, config, train_ds)
+  assert plain.images.shape[1] == 2 and degraded.images.shape[1] == 4
+  np.testing.assert_array_equal(degraded.images[:, :2], plain.images)
+  variables = {"params": state.params, "batch_stats": state.batch_stats}
+  for v, (zoom, flip, kind) in enumerate(preprocess.degraded_views(config), start=2):
+    x = preprocess.preprocess_view(config, train_ds.images, zoom, flip, kind)
+    np.testing.assert_allclose(degraded.images[:, v], np.asarray(
+        model.apply(variables, x, method=AgeModel.frozen_part)), atol=1e-5)
+  assert not np.allclose(degraded.images[:, 2], degraded.images[:, 0], atol=1e-3)
+
+
+def test_degraded_views_need_the_cache(tiny_config, tmp_path):
+  from clustercnn_jax import config_checks
+
+  config = partial(tiny_config, False, tmp_path)
+  config.cache.degraded_views = "grey"
+  with pytest.raises(ValueError, match="cache.enabled=True"):
+    config_checks.validate(config)
+  config.cache.enabled, config.cache.degraded_views = True, "grey,gray"
+  with pytest.raises(ValueError, match="'gray' is not one of"):
+    config_checks.validate(config)
