@@ -7,7 +7,6 @@ import ml_collections
 
 from clustercnn_jax import checkpoint, data, feature_cache, models, optimizers, pretrained
 from clustercnn_jax.data import splits
-from clustercnn_jax.data.preprocess import DEGRADATIONS
 from clustercnn_jax.models import blocks
 from clustercnn_jax.models import model as model_lib
 
@@ -67,15 +66,6 @@ def validate(config: ml_collections.ConfigDict, *, need_weights: bool = True) ->
                      "--config.model.freeze_backbone=True or --config.model.train_from=BLOCK; "
                      "the output of blocks that are being trained changes every step.")
   _choice(config.cache.dtype, feature_cache.CACHE_DTYPES, "cache.dtype")
-  if config.cache.degraded_views:
-    if not config.cache.enabled:
-      raise ValueError("config.cache.degraded_views adds fixed views to a feature cache: "
-                       "use it with --config.cache.enabled=True, or leave it ''.")
-    for name in config.cache.degraded_views.split(","):
-      if name.strip() not in DEGRADATIONS:
-        raise ValueError(f"config.cache.degraded_views={config.cache.degraded_views!r}: "
-                         f"{name.strip()!r} is not one of {list(DEGRADATIONS)} "
-                         "(comma-separated, e.g. --config.cache.degraded_views=grey,grain).")
   if config.eval.flip and config.cache.enabled and not config.flip:
     raise ValueError("config.eval.flip=True with cached features reads the cached mirror "
                      "image, which the cache holds only with --config.flip=True.")

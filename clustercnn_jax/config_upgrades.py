@@ -54,7 +54,6 @@ RENAMED = (
 ADDED = (
     ("model.train_from", ""),  # partial fine-tuning
     ("cache.dtype", "float32"),
-    ("cache.degraded_views", ""),
     ("init_from", ""),
     ("eval.flip", False),
     ("eval.zoom", False),

@@ -4,7 +4,7 @@ Frozen blocks (the whole backbone with ``model.freeze_backbone``, or those befor
 ``model.train_from``) give a face the same output at every step, so running them
 at every step is wasted work: ``cache.enabled`` runs them once per image
 and per view (``preprocess.views``: the evaluation crop, its mirror image and two
-zooms, what is left of the augmentation; then any ``preprocess.degraded_views``) and trains the rest on the stored
+zooms, what is left of the augmentation) and trains the rest on the stored
 arrays. On a CPU this turns the 82 FG-NET folds from days into minutes, and
 makes fine-tuning the top blocks affordable.
 
@@ -30,7 +30,7 @@ import numpy as np
 from clustercnn_jax import models, pretrained
 from clustercnn_jax.data.dataset import ArrayDataset
 from clustercnn_jax.data.images import digests as image_digests
-from clustercnn_jax.data.preprocess import degraded_views, preprocess_view, views
+from clustercnn_jax.data.preprocess import preprocess_view, views
 from clustercnn_jax.models import folding
 from clustercnn_jax.models.model import AgeModel, feature_taps, frozen_blocks_params
 
@@ -125,26 +125,24 @@ def frozen_variables(state: Any, config: ml_collections.ConfigDict) -> dict:
 def feature_datasets(state: Any, model: AgeModel, config: ml_collections.ConfigDict,
                      *datasets: ArrayDataset) -> list:
   """``datasets`` with each image replaced by its frozen blocks' output for each of
-  ``preprocess.views(config)`` and then ``preprocess.degraded_views(config)`` (N, V, ...), cached; the train step picks a view per example."""
+  ``preprocess.views(config)`` (N, V, ...), cached; the train step picks a view per example."""
   if config.colour_jitter:
     logging.warning("cache.enabled: the frozen blocks run once per view, so "
                     "colour_jitter is not applied (flip and scale jitter become fixed views).")
   m = config.model
   view_list = views(config)
-  degraded = degraded_views(config)  # after the others: evaluation indexes view_list only
   frozen = frozen_variables(state, config)
   taps = feature_taps(config) if m.freeze_backbone else ()  # above a cut they are trained
   key = cache_key(
       (m.backbone, models.revision(m.backbone), sorted(m.backbone_kwargs.to_dict().items()),
        config.image_size, tuple(map(tuple, pretrained.input_normalization(config))),
        config.model.half_precision, "features" if m.freeze_backbone else m.train_from, view_list,
-       config.cache.dtype) + ((tuple(sorted(taps)), "mean") if taps else ())
-      + (("degraded",) + degraded if degraded else ()),
+       config.cache.dtype) + ((tuple(sorted(taps)), "mean") if taps else ()),
       weights_digest(frozen))
 
   def embed(variables, images):
-    out = [model.apply(variables, preprocess_view(config, images, *view),
-                       method=AgeModel.frozen_part) for view in view_list + degraded]
+    out = [model.apply(variables, preprocess_view(config, images, zoom, flip),
+                       method=AgeModel.frozen_part) for zoom, flip in view_list]
     return jnp.stack(out, axis=1).astype(config.cache.dtype)
 
   folded = {}  # BatchNorm folded into the convolutions (models/folding.py) on first use only:

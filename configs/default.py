@@ -99,10 +99,6 @@ def get_config() -> ml_collections.ConfigDict:
       enabled=False,
       dir="~/.cache/clustercnn_jax/features",
       dtype="float32",  # 'float16' halves memory and disk; predictions move by ~1e-3 years
-      # Ours: comma-separated degraded copies of the crop added to the views, drawn in
-      # training like the others ('grey', 'grain': data/preprocess.py), for test faces from
-      # old cameras and scanned prints.
-      degraded_views="",
   ))
 
   # Loss: λ·CE + (1 − λ)·L1 + γ·S_w/S_b. The paper gives neither λ nor γ: 0.5 and 0.1

@@ -40,27 +40,3 @@ def test_augmentation_is_keyed_per_global_example():
   halves = [preprocess(img[i:i + 4], jax.random.PRNGKey(3), example_offset=i, **kw)
             for i in (0, 4)]
   np.testing.assert_allclose(whole, jnp.concatenate(halves), atol=1e-6)
-
-
-def test_degraded_views_match_a_numpy_reference():
-  """``grey`` is the BT.601 luminance in every channel; ``grain`` adds to it noise of
-  GRAIN_STD that depends on the image alone (a cache stores the view) and differs between
-  images."""
-  from clustercnn_jax.data.preprocess import GRAIN_STD, degrade
-
-  rng = np.random.default_rng(0)
-  x = rng.integers(0, 256, (3, 40, 40, 3)).astype(np.float32) / 255.0
-  grey = degrade(jnp.asarray(x), "grey")
-  luma = x[..., 0] * 0.299 + x[..., 1] * 0.587 + x[..., 2] * 0.114
-  np.testing.assert_allclose(np.asarray(grey), np.repeat(luma[..., None], 3, -1), atol=1e-6)
-
-  grain = np.asarray(degrade(jnp.asarray(x), "grain"))
-  np.testing.assert_array_equal(grain[..., 0], grain[..., 2])  # still grey
-  noise = grain[..., 0] - luma
-  inside = (grain[..., 0] > 0) & (grain[..., 0] < 1)  # clipping aside
-  assert abs(noise[inside].mean()) < 0.005 and abs(noise[inside].std() - GRAIN_STD) < 0.005
-  again = np.asarray(degrade(jnp.asarray(x[::-1]), "grain"))[::-1]  # other batch positions
-  np.testing.assert_array_equal(grain, again)
-  assert not np.allclose(noise[0], noise[1], atol=0.01)
-  with pytest.raises(ValueError, match="grey"):
-    degrade(jnp.asarray(x), "sepia")

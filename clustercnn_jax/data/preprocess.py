@@ -97,37 +97,6 @@ def views(config: Any) -> Tuple[Tuple[float, bool], ...]:
   return tuple(out)
 
 
-# Ours: copies of a face as an older camera or a scanned print would have shown it, added to
-# a feature cache's views (``cache.degraded_views``) so that a model trained on digital
-# photos does not read a scan's lack of colour or its grain as age.
-DEGRADATIONS = ("grey", "grain")
-GRAIN_STD = 0.04  # of the [0, 1] range: about ten grey levels, a coarse film scan's noise
-
-
-def degraded_views(config: Any) -> Tuple[Tuple[float, bool, str], ...]:
-  """The (zoom, flip, degradation) views a cache stores after ``views(config)``: each of
-  ``cache.degraded_views`` applied to the crop, alternately unmirrored and mirrored (with
-  ``flip``). Training draws them like any other view; evaluation never reads them."""
-  names = [n.strip() for n in config.cache.degraded_views.split(",") if n.strip()]
-  return tuple((1.0, bool(config.flip) and i % 2 == 1, name) for i, name in enumerate(names))
-
-
-def degrade(x: jnp.ndarray, kind: str) -> jnp.ndarray:
-  """(B, H, W, 3) floats in [0, 1], degraded: ``grey`` keeps the luminance only (ITU-R
-  BT.601); ``grain`` is that grey with Gaussian grain of ``GRAIN_STD``, keyed by each
-  image's pixels so that an image is always degraded the same way (a cache stores it)."""
-  if kind not in DEGRADATIONS:
-    raise ValueError(f"Unknown degradation {kind!r}: use one of {list(DEGRADATIONS)}.")
-  grey = jnp.tensordot(x, jnp.asarray([0.299, 0.587, 0.114], x.dtype), axes=1)[..., None]
-  out = jnp.broadcast_to(grey, x.shape)
-  if kind == "grain":
-    seeds = jnp.sum(jnp.round(x * 255.0).astype(jnp.int32), axis=(1, 2, 3))
-    noise = jax.vmap(lambda s: jax.random.normal(
-        jax.random.fold_in(jax.random.PRNGKey(0), s), x.shape[1:3] + (1,), x.dtype))(seeds)
-    out = jnp.clip(out + GRAIN_STD * noise, 0.0, 1.0)
-  return out
-
-
 def eval_views(config: Any) -> Tuple[Tuple[float, bool], ...]:
   """The (zoom, flip) views whose expected ages evaluation averages (test-time augmentation,
   ours): the crop; its mirror with ``eval.flip``; with ``eval.zoom`` the crop zoomed in by
@@ -142,14 +111,10 @@ def eval_views(config: Any) -> Tuple[Tuple[float, bool], ...]:
   return tuple(out)
 
 
-def preprocess_view(config: Any, images: jnp.ndarray, zoom: float, flip: bool,
-                    degradation: str = "") -> jnp.ndarray:
-  """``preprocess_for``'s evaluation input, zoomed about the centre, mirrored and degraded
-  (``degrade``): one view."""
+def preprocess_view(config: Any, images: jnp.ndarray, zoom: float, flip: bool) -> jnp.ndarray:
+  """``preprocess_for``'s evaluation input, zoomed about the centre and mirrored: one view."""
   mean, std = pretrained.input_normalization(config)
   x = images.astype(jnp.float32) / 255.0
-  if degradation:
-    x = degrade(x, degradation)
   if zoom != 1.0:
     x = jax.vmap(lambda im: _zoom(im, zoom))(x)
   if flip:
