@@ -55,8 +55,9 @@ _LITE2 = {"model.backbone": "efficientnet_lite2",
 # constant rate, whose last step still moves it by enough to make seeds disagree.
 _LONG_HEAD = {"num_epochs": 40.0, "lr_schedule": "cosine"}
 # One UTKFace model serves three results (its own test split, FG-NET's folds from it, and
-# all of FG-NET untouched): recipes run in one workdir share this stage. At 160 px rather
-# than the variant's 112: FG-NET's folds then run the model at its own size.
+# all of FG-NET untouched): recipes run in one workdir share this stage. It runs at 160 px,
+# not the variant's 112 (the lab notebook compares them), and FG-NET's folds from it run
+# the model at the size it learnt.
 _UTKFACE_SIZE = 160
 _UTKFACE = Stage("utkface", "train", "configs/utkface.py:partial,taps",
                  {"model.cluster.enabled": False, "lr_schedule": "cosine",
