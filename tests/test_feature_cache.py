@@ -252,7 +252,7 @@ def test_cached_views_are_the_mirrored_and_zoomed_crops(tiny_config, tmp_path):
   # eval.zoom (ours) adds the zoomed-in view: the mean of the first three cached views'
   # ages, and the image path, the predictor on crops of the model's input size included,
   # computes the same zoom.
-  from clustercnn_jax import losses, predictor
+  from clustercnn_jax import losses
 
   config.eval.zoom = True
   assert preprocess.eval_views(config) == preprocess.views(config)[:3]
