@@ -93,6 +93,11 @@ PATH_FIELDS = ("data.manual_dir", "data.data_dir", "cache.dir", "pretrained",
                "init_from")
 
 
+# What a model's input is made of. A model fine-tuned (``init_from``) on other input starts
+# from features learnt on something else: allowed, as a new size can be a choice, but said.
+INPUT_FIELDS = ("image_size", "face.normalize", "face.alpha", "face.eye_height")
+
+
 def flat_fields(config: ml_collections.ConfigDict, prefix: str = "") -> dict:
   """{'model.cluster.num_clusters': 5, ...}: every leaf field by its dotted name."""
   out = {}
@@ -148,3 +153,10 @@ def check_resume(workdir: str, saved: ml_collections.ConfigDict,
       f"Train the new config in a new --workdir, or resume this run with its own "
       f"settings (e.g. {same}). A resume may change only {', '.join(RESUME_FIELDS)} and "
       "paths to the same files.")
+
+
+def input_differences(source: ml_collections.ConfigDict,
+                      config: ml_collections.ConfigDict) -> List[Tuple[str, object, object]]:
+  """(field, value in ``source``, value in ``config``) for each INPUT_FIELDS that differs."""
+  a, b = flat_fields(source), flat_fields(config)
+  return [(k, a.get(k), b.get(k)) for k in INPUT_FIELDS if a.get(k) != b.get(k)]

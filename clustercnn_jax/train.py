@@ -89,6 +89,7 @@ def batch_norm_step(state: TrainState, batch: Dict[str, jnp.ndarray], rng: jax.A
   gives (1 - m) b and m + (1 - m) b, hence b, whatever the layer's momentum m.
   """
   images, rngs = _train_inputs(state, batch, rng, inputs)
+  rngs.pop("dropout")  # the network as evaluated: no dropout, every residual branch in
   trained = trained_variables(config, state.batch_stats)
 
   def update_from(fill):
@@ -233,8 +234,12 @@ def _restore_or_init(config: ml_collections.ConfigDict, workdir: str, model: Age
     state = checkpoint.restore(mngr, state, data_state=data_state)
     logging.info("Resumed from %s at step %d.", mngr.directory, int(state.step))
   elif config.init_from:
-    state = train_state.start_from(state, train_state.load_model(config.init_from)[2],
-                                   config.init_from)
+    source_config, _, variables = train_state.load_model(config.init_from)
+    for field, theirs, mine in config_checks.input_differences(source_config, config):
+      logging.warning("config.init_from: the model in %s learnt with %s=%r; this run feeds "
+                      "it %r. --config.%s=%r fine-tunes it on the input it learnt.",
+                      config.init_from, field, theirs, mine, field, theirs)
+    state = train_state.start_from(state, variables, config.init_from)
     logging.info("Starting from the trained model in %s.", config.init_from)
   if inputs.cached:
     train_ds, test_ds = feature_cache.feature_datasets(state, model, config, train_ds, test_ds)

@@ -158,3 +158,17 @@ def test_a_config_json_that_no_longer_matches_its_checkpoint_names_the_arrays(
     json.dump(saved, f)
   with pytest.raises(ValueError, match="do not match its checkpoint.*Was config.json edited"):
     load(own_trained_workdir)
+
+
+def test_input_differences_name_what_the_model_saw(tiny_config):
+  """A model fine-tuned from another learnt its features on some input: the fields that
+  make that input, and only those, are compared."""
+  from clustercnn_jax import config_checks
+
+  source = tiny_config.copy_and_resolve_references()
+  config = tiny_config.copy_and_resolve_references()
+  config.learning_rate, config.num_epochs = 0.5, 3.0  # training, not input
+  assert config_checks.input_differences(source, config) == []
+  config.image_size, config.face.alpha = 160, 3.0
+  assert config_checks.input_differences(source, config) == [
+      ("image_size", source.image_size, 160), ("face.alpha", source.face.alpha, 3.0)]

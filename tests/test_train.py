@@ -216,9 +216,10 @@ def test_replicated_state_is_laid_out_as_the_step_returns_it():
 
 
 @pytest.mark.slow
-def test_init_from_starts_where_the_source_ended(tiny_config, tmp_path):
+def test_init_from_starts_where_the_source_ended(tiny_config, tmp_path, caplog):
   """Fine-tuning from a trained workdir starts from its parameters and centroids (no
-  k-means++); with a zero learning rate they stay exactly the source's."""
+  k-means++); with a zero learning rate they stay exactly the source's. Input of another
+  size is said before anything else."""
   import jax
 
   train.train_and_evaluate(tiny_config.copy_and_resolve_references(), str(tmp_path / "source"))
@@ -234,9 +235,13 @@ def test_init_from_starts_where_the_source_ended(tiny_config, tmp_path):
                     jax.tree_util.tree_leaves(tuned[collection])):
       np.testing.assert_array_equal(a, b)
 
+  assert "learnt with" not in caplog.text
+
   config.max_age = 50  # another head
+  config.image_size = tiny_config.image_size + 8
   with pytest.raises(ValueError, match="max_age.*head"):
     train.train_and_evaluate(config, str(tmp_path / "other_head"))
+  assert f"learnt with image_size={tiny_config.image_size}" in caplog.text
   config.init_from = str(tmp_path / "nothing")
   with pytest.raises(FileNotFoundError, match="init_from"):
     train.train_and_evaluate(config, str(tmp_path / "missing"))
