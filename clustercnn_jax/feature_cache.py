@@ -133,10 +133,8 @@ def feature_datasets(state: Any, model: AgeModel, config: ml_collections.ConfigD
   view_list = views(config)
   frozen = frozen_variables(state, config)
   taps = feature_taps(config) if m.freeze_backbone else ()  # above a cut they are trained
-  # Training-only regularisers do not change what the frozen blocks compute.
-  kwargs = {k: v for k, v in m.backbone_kwargs.to_dict().items() if k != "drop_path_rate"}
   key = cache_key(
-      (m.backbone, models.revision(m.backbone), sorted(kwargs.items()),
+      (m.backbone, models.revision(m.backbone), sorted(m.backbone_kwargs.to_dict().items()),
        config.image_size, tuple(map(tuple, pretrained.input_normalization(config))),
        config.model.half_precision, "features" if m.freeze_backbone else m.train_from, view_list,
        config.cache.dtype) + ((tuple(sorted(taps)), "mean") if taps else ()),

@@ -272,36 +272,3 @@ def test_feature_taps_above_a_cut_pool_the_trained_blocks_outputs():
   got = cut.apply(variables, lower, train=False, cached=True, method=AgeModel.embed)
   np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
   assert got.shape[-1] == 16 + 8 + 16
-
-
-def test_drop_path_keeps_or_drops_each_example_by_its_global_index():
-  """Stochastic depth: example i's branch is zeroed or scaled by 1 / (1 - rate) as
-  bernoulli(fold_in(rng, i)) says, drawn here one example at a time."""
-  from clustercnn_jax.models.efficientnet import drop_path
-
-  rng, rate = jax.random.PRNGKey(3), 0.3
-  y = jax.random.normal(jax.random.PRNGKey(0), (64, 2, 2, 4))
-  keep = np.array([bool(jax.random.bernoulli(jax.random.fold_in(rng, i), 1.0 - rate))
-                   for i in range(64)])
-  expected = np.asarray(y) * (keep / (1.0 - rate))[:, None, None, None]
-  np.testing.assert_allclose(drop_path(y, rng, rate), expected, rtol=1e-6)
-  assert 0 < (~keep).sum() < 64
-
-
-def test_lite0_drops_paths_only_in_training_with_a_dropout_key():
-  """Evaluation, and a training pass without a "dropout" key (precise BN's), run every
-  residual branch: they equal the network without stochastic depth. With a key some go."""
-  from clustercnn_jax.models.efficientnet import EfficientNetLite0
-
-  plain, dropping = EfficientNetLite0(), EfficientNetLite0(drop_path_rate=0.5)
-  x = jax.random.normal(jax.random.PRNGKey(1), (4, 32, 32, 3))
-  variables = jax.jit(lambda x: plain.init(jax.random.PRNGKey(0), x, train=False))(x)
-
-  def train_pass(model, **rngs):
-    return model.apply(variables, x, train=True, mutable=["batch_stats"], rngs=rngs)[0]
-
-  np.testing.assert_array_equal(dropping.apply(variables, x, train=False),
-                                plain.apply(variables, x, train=False))
-  np.testing.assert_array_equal(train_pass(dropping), train_pass(plain))
-  assert not np.allclose(train_pass(dropping, dropout=jax.random.PRNGKey(2)),
-                         train_pass(plain), atol=1e-3)

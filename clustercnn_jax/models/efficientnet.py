@@ -16,13 +16,11 @@ import math
 from typing import List, Optional, Tuple
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from clustercnn_jax.models.blocks import Block, run_blocks
 from clustercnn_jax.models.layers import (Conv, DepthwiseConv, Dtype, batch_norm,
                                           pool_and_classify, relu6, same_padding)
-from clustercnn_jax.random_keys import example_keys, shard_offset
 
 # (repeats, kernel, first stride, expansion, output channels) per stage, as in B0.
 STAGES = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
@@ -64,7 +62,6 @@ class MBConv(nn.Module):
   axis_name: Optional[str] = None
   dtype: Dtype = jnp.float32
   depthwise_impl: str = "auto"
-  drop_path: float = 0.0  # the probability of skipping the residual branch in training
 
   @nn.compact
   def __call__(self, x, train: bool):
@@ -78,23 +75,8 @@ class MBConv(nn.Module):
     y = relu6(bn("_bn1")(y))
     y = bn("_bn2")(_conv(y, self.features, 1, dtype=self.dtype, name="_project_conv"))
     if self.stride == 1 and x.shape[-1] == self.features:
-      # Without a "dropout" key (precise BN's pass) every branch stays, as in evaluation.
-      if train and self.drop_path > 0 and self.has_rng("dropout"):
-        y = drop_path(y, self.make_rng("dropout"), self.drop_path, self.axis_name)
-      y = x + y
+      y = x + y  # (drop-connect omitted: it is a training-time regulariser)
     return y
-
-
-def drop_path(y: jnp.ndarray, rng: jax.Array, rate: float,
-              axis_name: Optional[str] = None) -> jnp.ndarray:
-  """Stochastic depth (EfficientNet's drop-connect): each example's residual branch is
-  zeroed with probability ``rate`` and otherwise scaled by 1 / (1 - rate), keyed by the
-  global example index so that any device split drops the same branches."""
-  batch = y.shape[0]
-  keys = example_keys(rng, batch, shard_offset(axis_name, batch))
-  keep = jax.vmap(lambda k: jax.random.bernoulli(k, 1.0 - rate))(keys)
-  scale = keep.astype(y.dtype) / jnp.asarray(1.0 - rate, y.dtype)
-  return y * scale.reshape((batch,) + (1,) * (y.ndim - 1))
 
 
 class EfficientNetLite(nn.Module):
@@ -111,9 +93,6 @@ class EfficientNetLite(nn.Module):
   depthwise_impl: str = "auto"  # layers.DepthwiseConv: 'auto' | 'slices' | 'matmul' | 'grouped'
   width: float = 1.0  # channel multiplier (stem and head excepted)
   depth: float = 1.0  # repeat multiplier (first and last stages excepted)
-  # Stochastic depth in training, rising linearly from 0 at the first MBConv block to this
-  # at the last, as EfficientNet was pretrained (0.2 there); only trained blocks see it.
-  drop_path_rate: float = 0.0
 
   def blocks(self, train: bool) -> List[Block]:
     """stem, _blocks_0 .. _blocks_15 (Lite1/2: .. _blocks_20), head (see models/blocks.py)."""
@@ -121,15 +100,12 @@ class EfficientNetLite(nn.Module):
     out = [Block("stem", ("_conv_stem", "_bn0"), lambda x: relu6(bn("_bn0")(
         _conv(x.astype(self.dtype), 32, 3, 2, dtype=self.dtype, name="_conv_stem"))))]
     index = 0
-    stages = scaled_stages(self.width, self.depth)
-    total = sum(repeats for repeats, *_ in stages)
-    for repeats, kernel, stride, expand, features in stages:
+    for repeats, kernel, stride, expand, features in scaled_stages(self.width, self.depth):
       for r in range(repeats):
         name = f"_blocks_{index}"
-        mb = lambda x, name=name, args=(features, kernel, stride if r == 0 else 1, expand), \
-            rate=self.drop_path_rate * index / total: \
+        mb = lambda x, name=name, args=(features, kernel, stride if r == 0 else 1, expand): \
             MBConv(*args, axis_name=self.axis_name, dtype=self.dtype,
-                   depthwise_impl=self.depthwise_impl, drop_path=rate, name=name)(x, train)
+                   depthwise_impl=self.depthwise_impl, name=name)(x, train)
         out.append(Block(name, (name,), mb))
         index += 1
     out.append(Block("head", ("_conv_head", "_bn1", "_fc"), lambda x: pool_and_classify(

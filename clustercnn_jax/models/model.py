@@ -83,7 +83,7 @@ class AgeModel(nn.Module):
       v, aux = self.cluster(x, train)
     else:
       v, aux = nn.relu(nn.Dense(self.cluster.features, name="fc")(x)), {}
-    if train and self.dropout_rate > 0 and self.has_rng("dropout"):  # (not in precise BN)
+    if train and self.dropout_rate > 0:
       v = self._dropout(v)
     return nn.Dense(self.num_ages, name="head")(v), aux
 
