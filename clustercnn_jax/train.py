@@ -89,7 +89,6 @@ def batch_norm_step(state: TrainState, batch: Dict[str, jnp.ndarray], rng: jax.A
   gives (1 - m) b and m + (1 - m) b, hence b, whatever the layer's momentum m.
   """
   images, rngs = _train_inputs(state, batch, rng, inputs)
-  rngs.pop("dropout")  # the network as evaluated: no dropout, every residual branch in
   trained = trained_variables(config, state.batch_stats)
 
   def update_from(fill):
