@@ -15,6 +15,8 @@ from absl import app, flags, logging
 from ml_collections import config_dict
 from ml_collections.config_flags.config_flags import ConfigFileFlagParser, is_config_flag
 
+from clustercnn_jax import workdirs
+
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string(
@@ -34,7 +36,7 @@ flags.DEFINE_bool(
 # What a mistaken command line, config or path raises: one line, exit status 2. Anything
 # else is a bug and keeps its traceback.
 USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, FileExistsError,
-               app.UsageError, flags.Error)
+               workdirs.WorkdirInUse, app.UsageError, flags.Error)
 
 
 def define_model_flags() -> None:

@@ -23,7 +23,7 @@ import optax
 from flax import jax_utils
 
 from clustercnn_jax import (checkpoint, config_checks, data, feature_cache, files, inference,
-                            kmeans, losses, results, train_state)
+                            kmeans, losses, results, train_state, workdirs)
 from clustercnn_jax.data import pipeline
 from clustercnn_jax.data.dataset import ArrayDataset
 from clustercnn_jax.data.preprocess import eval_views
@@ -304,8 +304,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   ``stop_after_steps`` ends this process early, after saving a checkpoint, as
   a preemption would; the same call again resumes. ``protocol``: this run is one
   of a protocol's (its folds are not announced as single runs). Returns the final
-  metrics (or ``{'stopped_at': step}`` when stopped early).
+  metrics (or ``{'stopped_at': step}`` when stopped early). A second run started on the
+  same local workdir meanwhile is refused (``workdirs.exclusive``).
   """
+  with workdirs.exclusive(workdir, enabled=jax.process_index() == 0):
+    return _train_and_evaluate(config, workdir, stop_after_steps, protocol)
+
+
+def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                        stop_after_steps: Optional[int], protocol: bool) -> Dict[str, Any]:
   resuming = prepare_workdir(config, workdir)
   config_checks.validate(config, need_weights=not resuming)
   num_devices = jax.local_device_count()

@@ -70,6 +70,14 @@ def test_a_rerun_with_another_config_prints_the_whole_message(tmp_path):
   assert "another config" in text and "model.cluster.num_clusters: 3" in text and "\n" in text
 
 
+def test_a_run_in_a_workdir_another_run_holds_is_one_line_naming_it(tmp_path):
+  from clustercnn_jax import workdirs
+
+  with workdirs.exclusive(str(tmp_path)):
+    result = run("main", f"--config={RUNLOCAL}", f"--workdir={tmp_path}")
+  assert f"is in use by process {os.getpid()} on " in error_of(result)
+
+
 def test_verbose_or_jax_traceback_filtering_show_the_traceback(tmp_path):
   args = [f"--config={RUNLOCAL}", f"--workdir={tmp_path}", "--config.num_epoch=3"]
   verbose = run("main", *args, "--verbose")

@@ -4,6 +4,8 @@ checkpoint starts afresh."""
 
 import hashlib
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -81,6 +83,43 @@ def test_a_failed_start_writes_nothing(tmp_path, tiny_config):
   with pytest.raises(Exception):
     train.train_and_evaluate(bad, str(workdir))
   assert not workdir.exists() or not os.listdir(workdir)
+
+
+def test_a_second_run_in_a_busy_workdir_is_refused_until_the_first_dies(tmp_path,
+                                                                      tiny_config):
+  from clustercnn_jax import train, workdirs
+
+  workdir = str(tmp_path / "run")
+  hold = ("import sys, time\nfrom clustercnn_jax import workdirs\n"
+          "with workdirs.exclusive(sys.argv[1]):\n  print('held', flush=True)\n  time.sleep(600)")
+  holder = subprocess.Popen([sys.executable, "-c", hold, workdir], stdout=subprocess.PIPE)
+  try:
+    assert holder.stdout.readline().strip() == b"held"
+    before = tree_digest(workdir)
+    with pytest.raises(workdirs.WorkdirInUse, match=f"in use by process {holder.pid} on "):
+      train.train_and_evaluate(tiny_config, workdir)
+    assert tree_digest(workdir) == before  # nothing of the second run's written
+  finally:
+    holder.kill()  # as a crash would: no chance to clean up
+    holder.communicate()
+  result = train.train_and_evaluate(tiny_config, workdir)  # the kernel dropped the lock
+  assert result["steps"] == tiny_config.num_train_steps
+
+
+def test_the_lock_is_per_workdir_and_released_on_exit(tmp_path):
+  from clustercnn_jax import workdirs
+
+  a, b = str(tmp_path / "a"), str(tmp_path / "b")
+  with workdirs.exclusive(a), workdirs.exclusive(b):  # two workdirs: no conflict
+    with pytest.raises(workdirs.WorkdirInUse, match="pass another --workdir"):
+      with workdirs.exclusive(a):
+        pass
+    with workdirs.exclusive(a, enabled=False):  # a pod's other hosts take no lock
+      pass
+  with workdirs.exclusive(a):  # released
+    (tmp_path / "a" / "config.json").write_text("{}")
+  assert sorted(os.listdir(a)) == [workdirs.LOCK_FILE, "config.json"]
+  assert not os.path.exists(b)  # created for nothing: removed again
 
 
 def test_a_workdir_that_is_a_file_is_a_clear_error(tmp_path, tiny_config):
