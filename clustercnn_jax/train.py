@@ -298,21 +298,24 @@ def fold_note(config: ml_collections.ConfigDict, train_ds: ArrayDataset,
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                        stop_after_steps: Optional[int] = None,
-                       protocol: bool = False) -> Dict[str, Any]:
+                       protocol: bool = False,
+                       source: Optional[ArrayDataset] = None) -> Dict[str, Any]:
   """Trains (resuming from ``workdir`` if it holds a checkpoint) and evaluates.
 
   ``stop_after_steps`` ends this process early, after saving a checkpoint, as
   a preemption would; the same call again resumes. ``protocol``: this run is one
-  of a protocol's (its folds are not announced as single runs). Returns the final
+  of a protocol's (its folds are not announced as single runs); ``source``: its dataset,
+  already read (``data.load_source``), to be split as ``config`` says. Returns the final
   metrics (or ``{'stopped_at': step}`` when stopped early). A second run started on the
   same local workdir meanwhile is refused (``workdirs.exclusive``).
   """
   with workdirs.exclusive(workdir, enabled=jax.process_index() == 0):
-    return _train_and_evaluate(config, workdir, stop_after_steps, protocol)
+    return _train_and_evaluate(config, workdir, stop_after_steps, protocol, source)
 
 
 def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                        stop_after_steps: Optional[int], protocol: bool) -> Dict[str, Any]:
+                        stop_after_steps: Optional[int], protocol: bool,
+                        source: Optional[ArrayDataset]) -> Dict[str, Any]:
   resuming = prepare_workdir(config, workdir)
   config_checks.validate(config, need_weights=not resuming)
   num_devices = jax.local_device_count()
@@ -320,7 +323,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   is_chief = jax.process_index() == 0
 
   # Data.
-  train_ds, test_ds = data.load(config)
+  train_ds, test_ds = data.load(config, source)
   note = fold_note(config, train_ds, test_ds)
   if note and not protocol:
     logging.warning("This run is %s: its test MAE is one person's.", note)

@@ -108,3 +108,37 @@ def test_lopo_protocol_runs_and_resumes_fold_by_fold(tmp_path, fgnet_data_dir):
   assert "1 runs requested, 1 already finished" in again.stderr
   md = (tmp_path / "lopo_results.md").read_text()
   assert "MAE over" in md and "| age | count | MAE |" in md
+
+
+def test_share_data_needs_runs_that_differ_in_their_split_only(tmp_path, tiny_config):
+  from clustercnn_jax.protocols import sweep
+
+  with pytest.raises(ValueError, match="differ in data.split only"):
+    sweep(tiny_config, str(tmp_path), [("a", {"data.split.seed": 1}), ("b", {"seed": 2})],
+          dict, "study", share_data=True)
+
+
+@needs_fgnet
+@pytest.mark.slow
+def test_lopo_folds_read_the_dataset_once_and_match_a_fold_run_alone(tmp_path, fgnet_data_dir,
+                                                                   monkeypatch):
+  from clustercnn_jax import data, train
+  from clustercnn_jax.protocols import fgnet_lopo
+  from configs import fgnet
+
+  config = fgnet.get_config("runlocal")
+  config.data.data_dir, config.data.manual_dir = fgnet_data_dir, SHARED_FGNET
+  reads = []
+  read = data._builder_dataset
+  monkeypatch.setattr(data, "_builder_dataset", lambda c: reads.append(1) or read(c))
+  fgnet_lopo.run(config, str(tmp_path / "lopo"), [3, 5])
+  assert len(reads) == 1  # not once a fold
+  alone = config.copy_and_resolve_references()
+  alone.data.split.test_person = 3
+  train.train_and_evaluate(alone, str(tmp_path / "alone"))
+  assert len(reads) == 2
+  with np.load(tmp_path / "lopo" / "fold_03" / "predictions.npz") as a, \
+       np.load(tmp_path / "alone" / "predictions.npz") as b:
+    assert set(a["person_ids"].tolist()) == {3}
+    for k in a.files:
+      np.testing.assert_array_equal(a[k], b[k])

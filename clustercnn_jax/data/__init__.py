@@ -11,7 +11,7 @@ Real datasets come from TFDS builders (data/builders/), built once from the
 user's files; synthetic faces are drawn (the demo's default, no download).
 """
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import ml_collections
 
@@ -40,12 +40,26 @@ def _builder_dataset(config: ml_collections.ConfigDict) -> ArrayDataset:
   return ds
 
 
-def load(config: ml_collections.ConfigDict) -> Tuple[ArrayDataset, ArrayDataset]:
-  """(train, test) for ``config.data``: the dataset, then its split."""
-  d = config.data
-  if d.name not in DATASETS:
-    raise ValueError(f"Unknown dataset {d.name!r}; set --config.data.name to one of "
-                     f"{list(DATASETS)}.")
-  if d.name == "synthetic":
+def _check_name(config: ml_collections.ConfigDict) -> None:
+  if config.data.name not in DATASETS:
+    raise ValueError(f"Unknown dataset {config.data.name!r}; set --config.data.name to one "
+                     f"of {list(DATASETS)}.")
+
+
+def load_source(config: ml_collections.ConfigDict) -> Optional[ArrayDataset]:
+  """The whole dataset before its split, for runs that differ in their split only (the
+  82 FG-NET folds read it once, not once a fold); None for synthetic faces, which are
+  drawn with their split."""
+  _check_name(config)
+  return None if config.data.name == "synthetic" else _builder_dataset(config)
+
+
+def load(config: ml_collections.ConfigDict, source: Optional[ArrayDataset] = None
+         ) -> Tuple[ArrayDataset, ArrayDataset]:
+  """(train, test) for ``config.data``: the dataset (or ``source``, from ``load_source``
+  for the same ``config.data`` but its split), then its split."""
+  _check_name(config)
+  if config.data.name == "synthetic":
     return _synthetic(config)
-  return splits.split(_builder_dataset(config), d.split, d.max_examples)
+  return splits.split(source if source is not None else _builder_dataset(config),
+                      config.data.split, config.data.max_examples)

@@ -26,27 +26,33 @@ def metric_tables(m: Dict[str, Any]) -> List[str]:
 
 
 def sweep(config: Any, workdir: str, runs: Sequence[Tuple[str, Dict[str, Any]]],
-          aggregate: Callable[[], Dict], protocol: str) -> Dict:
+          aggregate: Callable[[], Dict], protocol: str, share_data: bool = False) -> Dict:
   """Trains each run of a protocol, (sub-directory, config overrides), that has not
   finished, re-aggregating after each; returns the aggregate, or ``{'stopped_at': ...}``
   on SIGTERM (the run resumes on the next call). Finished runs are skipped, so a
-  protocol resumes where it stopped."""
-  from clustercnn_jax import files, results, train  # here: train imports the models
+  protocol resumes where it stopped. ``share_data``: the runs differ in ``data.split``
+  only, so the dataset is read once and each run splits it (a small dataset: it stays in
+  memory throughout)."""
+  from clustercnn_jax import data, files, results, train  # here: train imports the models
   from clustercnn_jax.progress import format_seconds, release_memory, resident_mb
 
+  if share_data and any(not k.startswith("data.split.") for _, o in runs for k in o):
+    raise ValueError(f"{protocol}: share_data needs runs that differ in data.split only.")
   files.makedirs(workdir)
   todo = [(name, o) for name, o in runs
           if not results.has_predictions(files.join(workdir, name))]
   logging.info("%s: %d runs requested, %d already finished.", protocol, len(runs),
                len(runs) - len(todo))
   t0 = time.time()
+  source = data.load_source(config) if share_data and todo else None
   for i, (name, overrides) in enumerate(todo):
     run_config = config.copy_and_resolve_references()
     run_config.update_from_flattened_dict(overrides)
-    result = train.train_and_evaluate(run_config, files.join(workdir, name), protocol=True)
+    result = train.train_and_evaluate(run_config, files.join(workdir, name), protocol=True,
+                                      source=source)
     if "stopped_at" in result:
       return result
-    # Each run compiles its own steps and loads its own data; drop both, so that resident
+    # Each run compiles its own steps and splits its own data; drop both, so that resident
     # memory after run 82 is what it was after run 1.
     jax.clear_caches()
     release_memory()

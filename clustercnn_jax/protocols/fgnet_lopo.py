@@ -90,7 +90,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, folds: List[int]) -> Di
                      "data.split.kind='person' (configs/fgnet.py sets it).")
   return sweep(config, workdir,
                [(fold_name(f), {"data.split.test_person": f}) for f in folds],
-               lambda: aggregate(workdir), "FG-NET LOPO")
+               lambda: aggregate(workdir), "FG-NET LOPO", share_data=True)
 
 
 def main(argv):
