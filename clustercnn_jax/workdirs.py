@@ -6,7 +6,6 @@ does not import orbax: ``predict`` serving a saved function starts without it.
 """
 
 import contextlib
-import fcntl
 import os
 import socket
 import time
@@ -69,6 +68,8 @@ def exclusive(workdir: str, enabled: bool = True) -> Iterator[None]:
   if not enabled or files.is_remote(workdir):
     yield
     return
+  import fcntl  # POSIX: here, so that reading a workdir imports on any platform
+
   root = files.path(workdir)
   created = not root.exists()
   files.makedirs(workdir)
