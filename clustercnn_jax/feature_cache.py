@@ -141,13 +141,9 @@ def feature_datasets(state: Any, model: AgeModel, config: ml_collections.ConfigD
       weights_digest(frozen))
 
   def embed(variables, images):
-    # Every view in one batch through the frozen part (inference mode: each face's output
-    # is its own), not one pass per view.
-    x = jnp.concatenate([preprocess_view(config, images, zoom, flip)
-                         for zoom, flip in view_list])
-    out = model.apply(variables, x, method=AgeModel.frozen_part)
-    out = out.reshape((len(view_list), images.shape[0]) + out.shape[1:])
-    return jnp.swapaxes(out, 0, 1).astype(config.cache.dtype)
+    out = [model.apply(variables, preprocess_view(config, images, zoom, flip),
+                       method=AgeModel.frozen_part) for zoom, flip in view_list]
+    return jnp.stack(out, axis=1).astype(config.cache.dtype)
 
   folded = {}  # BatchNorm folded into the convolutions (models/folding.py) on first use only:
   # a cache that knows every image needs no frozen pass at all.
