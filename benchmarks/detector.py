@@ -71,7 +71,7 @@ def main() -> None:
   parser.add_argument("--limit", type=int, default=1000, help="images per set (0: all)")
   parser.add_argument("--mmod_limit", type=int, default=60)
   parser.add_argument("--only", default="", help="settings 'model,side,upsample,grey' "
-                      "separated by ';', e.g. 'hog,320,1,0;hog,320,1,1' (default: all)")
+                      "separated by ';', e.g. 'hog,320,1,0;hog,256,1,0' (default: those listed in SETTINGS)")
   args = parser.parse_args()
   sets = {}
   for name, make in (("FG-NET", fgnet_set), ("UTKFace", utkface_set)):
@@ -85,9 +85,11 @@ def main() -> None:
   print("| detector | long side | upsample if none | image | set | images | found | eyes ok "
         "| ms mean | ms p95 |")
   print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-  for model, max_side, upsample, grey in SETTINGS:
-    if args.only and f"{model},{max_side},{upsample},{int(grey)}" not in args.only.split(";"):
-      continue
+  settings = SETTINGS
+  if args.only:  # any setting, listed above or not
+    settings = [(m, int(side), int(up), bool(int(g)))
+                for m, side, up, g in (o.split(",") for o in args.only.split(";"))]
+  for model, max_side, upsample, grey in settings:
     detector = DlibEyeDetector(max_side=max_side, upsample=upsample, model=model, grey=grey)
     for name, items in sets.items():
       if model == "mmod":
