@@ -221,7 +221,7 @@ def test_cached_views_are_the_mirrored_and_zoomed_crops(tiny_config, tmp_path):
                              atol=1e-5)
   np.testing.assert_allclose(cached.images[:, 1], frozen(eval_input(mirrored)), atol=1e-5)
   assert not np.allclose(cached.images[:, 2], cached.images[:, 0], atol=1e-3)
-  for v, (zoom, flip) in enumerate(preprocess.views(config)):  # all views built in one batch
+  for v, (zoom, flip) in enumerate(preprocess.views(config)):  # each view in its place
     one_view = preprocess.preprocess_view(config, jnp.asarray(train_ds.images), zoom, flip)
     np.testing.assert_allclose(cached.images[:, v], frozen(one_view), atol=1e-5)
 
