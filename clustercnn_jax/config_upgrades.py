@@ -60,6 +60,7 @@ ADDED = (
     ("bn_recalibration_batches", 0),
     ("model.feature_taps", ""),
     ("data.synthetic.mode_ageing", "shared"),
+    ("loss.label_sigma", 0.0),
 )
 
 

@@ -61,7 +61,8 @@ def train_step(state: TrainState, batch: Dict[str, jnp.ndarray], rng: jax.Array,
         variables, images, train=True, cached=inputs.cached,
         mutable=["batch_stats", "clusters"], rngs=rngs)
     terms = losses.age_loss(logits, batch["ages"], aux, ce_weight=config.loss.ce_weight,
-                            sw_sb_weight=config.loss.sw_sb_weight)
+                            sw_sb_weight=config.loss.sw_sb_weight,
+                            label_sigma=config.loss.label_sigma)
     return terms["loss"], (terms, aux, updates)
 
   grads, (terms, aux, updates) = jax.grad(loss_fn, has_aux=True)(state.params)

@@ -102,8 +102,10 @@ def get_config() -> ml_collections.ConfigDict:
   ))
 
   # Loss: λ·CE + (1 − λ)·L1 + γ·S_w/S_b. The paper gives neither λ nor γ: 0.5 and 0.1
-  # are our choices, not the paper's.
-  config.loss = ml_collections.ConfigDict(dict(ce_weight=0.5, sw_sb_weight=0.1))
+  # are our choices, not the paper's. label_sigma > 0 (ours): the CE's target is a Gaussian
+  # of that many years around the true age instead of its one-hot class (0: the paper's).
+  config.loss = ml_collections.ConfigDict(dict(ce_weight=0.5, sw_sb_weight=0.1,
+                                               label_sigma=0.0))
 
   # Optimisation.
   config.optimizer = "adam"

@@ -40,3 +40,24 @@ def test_cumulative_score_and_mae():
   assert losses.mae(pred, ages) == 4.0
   cs = losses.cumulative_score(pred, ages)
   assert cs[0] == 1 / 3 and cs[2] == 2 / 3 and cs[10] == 1.0
+
+
+def test_label_distribution_loss_matches_numpy():
+  rng = np.random.default_rng(1)
+  logits = rng.normal(size=(4, 30)).astype(np.float32)
+  ages = np.array([0, 3.0, 17, 29], np.float32)
+  t = losses.age_loss(jnp.asarray(logits), jnp.asarray(ages), {}, ce_weight=0.5,
+                      sw_sb_weight=0.1, label_sigma=2.0)
+  logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+  q = np.exp(-0.5 * ((np.arange(30)[None] - ages[:, None]) / 2.0) ** 2)
+  q /= q.sum(-1, keepdims=True)  # truncated at both ends of the age range, renormalised
+  ce = -np.mean((q * logp).sum(-1))
+  np.testing.assert_allclose(t["ce"], ce, rtol=1e-5)
+  l1 = np.mean(np.abs(ages - np.exp(logp) @ np.arange(30)))
+  np.testing.assert_allclose(t["loss"], 0.5 * ce + 0.5 * l1, rtol=1e-5)
+  # A tiny width is the one-hot class again.
+  sharp = losses.age_loss(jnp.asarray(logits), jnp.asarray(ages), {}, ce_weight=0.5,
+                          sw_sb_weight=0.1, label_sigma=1e-3)
+  onehot = losses.age_loss(jnp.asarray(logits), jnp.asarray(ages), {}, ce_weight=0.5,
+                           sw_sb_weight=0.1)
+  np.testing.assert_allclose(sharp["ce"], onehot["ce"], rtol=1e-5)
