@@ -59,17 +59,20 @@ _LONG_HEAD = {"num_epochs": 40.0, "lr_schedule": "cosine"}
 # not the variant's 112 (the lab notebook compares them), and FG-NET's folds from it run
 # the model at the size it learnt.
 _UTKFACE_SIZE = 160
+# The cross-entropy's target in both UTKFace-trained chains: a Gaussian over ages (ours;
+# the lab notebook compares it with the one-hot class).
+_LABEL_SIGMA = 2.0
 _UTKFACE = Stage("utkface", "train", "configs/utkface.py:partial,taps",
                  {"model.cluster.enabled": False, "lr_schedule": "cosine",
-                  "image_size": _UTKFACE_SIZE})
+                  "image_size": _UTKFACE_SIZE, "loss.label_sigma": _LABEL_SIGMA})
 
 RECIPES: Dict[str, Recipe] = {r.name: r for r in (
     Recipe("demo", "the synthetic demo (small CNN, no download)", "synthetic",
            "its own test set",
            (Stage("demo", "train", "configs/demo.py"),)),
     Recipe("utkface_partial", "UTKFace, one network: Lite0's top eight blocks fine-tuned at "
-           "160 px on cached activations with stage taps, no cluster module", "UTKFace",
-           "seed-0 80/20 split",
+           "160 px on cached activations with stage taps and Gaussian age labels, no cluster "
+           "module", "UTKFace", "seed-0 80/20 split",
            (_UTKFACE,),
            peers="CORAL; MiVOLO; Paplham & Franc's benchmark"),
     Recipe("fgnet_imagenet", "FG-NET from ImageNet: frozen Lite2 at 260 px with stage taps "
@@ -90,7 +93,7 @@ RECIPES: Dict[str, Recipe] = {r.name: r for r in (
            (_UTKFACE,
             Stage("lopo", "lopo", "configs/fgnet.py:frozen",
                   {**_LONG_HEAD, "max_age": 116, "image_size": _UTKFACE_SIZE,
-                   "flip": True, "eval.flip": True,
+                   "loss.label_sigma": _LABEL_SIGMA, "flip": True, "eval.flip": True,
                    "model.cluster.enabled": False,
                    "model.feature_taps": "_blocks_7,_blocks_10,_blocks_14"},
                   init_from="utkface")),
