@@ -30,6 +30,7 @@ import numpy as np
 from clustercnn_jax import models, pretrained
 from clustercnn_jax.data.dataset import ArrayDataset
 from clustercnn_jax.data.images import digests as image_digests
+from clustercnn_jax.data import preprocess
 from clustercnn_jax.data.preprocess import preprocess_view, views
 from clustercnn_jax.models import folding
 from clustercnn_jax.models.model import AgeModel, feature_taps, frozen_blocks_params
@@ -51,6 +52,22 @@ def weights_digest(tree: Any) -> str:
 def cache_key(settings: Sequence[Any], weights: str) -> str:
   """The name of a backbone's cache file: its settings and weights digest."""
   return hashlib.sha1((repr(tuple(settings)) + weights).encode()).hexdigest()[:20]
+
+
+def cache_settings(config: ml_collections.ConfigDict, view_list: Sequence[Any],
+                   taps: Sequence[str]) -> tuple:
+  """What a cache's outputs depend on besides the frozen weights: the backbone and its
+  revision, the input, where the frozen part ends, the views and the code that draws them."""
+  m = config.model
+  settings = (m.backbone, models.revision(m.backbone), sorted(m.backbone_kwargs.to_dict().items()),
+              config.image_size, tuple(map(tuple, pretrained.input_normalization(config))),
+              m.half_precision, "features" if m.freeze_backbone else m.train_from,
+              tuple(view_list), config.cache.dtype)
+  if taps:
+    settings += (tuple(sorted(taps)), "mean")
+  if preprocess.VIEW_REVISION != 1:  # revision 1 names the caches built before it existed
+    settings += (("views", preprocess.VIEW_REVISION),)
+  return settings
 
 
 def _batches(n: int, batch: int) -> Iterable[np.ndarray]:
@@ -133,12 +150,7 @@ def feature_datasets(state: Any, model: AgeModel, config: ml_collections.ConfigD
   view_list = views(config)
   frozen = frozen_variables(state, config)
   taps = feature_taps(config) if m.freeze_backbone else ()  # above a cut they are trained
-  key = cache_key(
-      (m.backbone, models.revision(m.backbone), sorted(m.backbone_kwargs.to_dict().items()),
-       config.image_size, tuple(map(tuple, pretrained.input_normalization(config))),
-       config.model.half_precision, "features" if m.freeze_backbone else m.train_from, view_list,
-       config.cache.dtype) + ((tuple(sorted(taps)), "mean") if taps else ()),
-      weights_digest(frozen))
+  key = cache_key(cache_settings(config, view_list, taps), weights_digest(frozen))
 
   def embed(variables, images):
     out = [model.apply(variables, preprocess_view(config, images, zoom, flip),

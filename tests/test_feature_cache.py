@@ -82,6 +82,20 @@ def frozen(config, cached, tmp_path):
   return config
 
 
+def test_a_new_view_revision_names_new_caches(tiny_config, monkeypatch):
+  """Views drawn by changed preprocessing code must not read caches of the old views;
+  revision 1 keeps the names every existing cache was written under."""
+  from clustercnn_jax.data import preprocess
+
+  view_list = preprocess.views(tiny_config)
+  first = feature_cache.cache_settings(tiny_config, view_list, ())
+  assert not any(isinstance(s, tuple) and s[:1] == ("views",) for s in first)
+  monkeypatch.setattr(preprocess, "VIEW_REVISION", 2)
+  second = feature_cache.cache_settings(tiny_config, view_list, ())
+  assert second[-1] == ("views", 2)
+  assert feature_cache.cache_key(second, "w") != feature_cache.cache_key(first, "w")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("taps", ["", "stage1"])
 def test_training_on_cached_features_matches_running_the_backbone(tiny_config, tmp_path, taps):

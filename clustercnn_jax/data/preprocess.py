@@ -21,6 +21,11 @@ import jax.numpy as jnp
 from clustercnn_jax import pretrained
 from clustercnn_jax.random_keys import example_keys
 
+# Bumped when the pixels of a view change for the same image and settings (a fix to the
+# crop, zoom or normalisation), so that feature caches built from the old views are
+# recomputed (feature_cache.cache_settings). 1 is the code every existing cache was built by.
+VIEW_REVISION = 1
+
 
 def _zoom(x: jnp.ndarray, zoom: jnp.ndarray | float) -> jnp.ndarray:
   """One (H, W, C) image resampled about its centre: ``zoom`` > 1 takes in more of it."""
