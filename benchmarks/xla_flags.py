@@ -32,6 +32,11 @@ SETTINGS = {
                         "XNN_GRAPH_FUSION_MODE_GREEDY",
     "ynn_convolutions": "--xla_cpu_experimental_ynn_fusion_type="
                         "+LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION",
+    "ynn_dot_fusions": "--xla_cpu_experimental_ynn_fusion_type=+LIBRARY_FUSION_TYPE_DOT",
+    # Elementwise operations fused into YNNPACK's matmuls (a folded BatchNorm's bias add;
+    # not ReLU6, which XLA turns into a clamp).
+    "ynn_eltwise_fusions": "--xla_cpu_experimental_ynn_fusion_type="
+                           "+LIBRARY_FUSION_TYPE_ELTWISE",
     "eigen_one_thread": "--xla_cpu_multi_thread_eigen=false",
     "two_devices": "--xla_force_host_platform_device_count=2",
 }

@@ -26,23 +26,23 @@ from clustercnn_jax.predictor import Predictor, load
 
 FLAGS = flags.FLAGS
 SPLITS = ("test", "train", "all")
-EVAL_FIELDS = config_checks.EVAL_FIELDS  # how to evaluate, not what was trained
 
 
 def model_fields_changed(saved: ml_collections.ConfigDict,
                          config: ml_collections.ConfigDict) -> List[str]:
-  """Fields outside ``data`` and ``EVAL_FIELDS`` that differ from the trained model's
-  config."""
+  """Fields outside ``data`` and ``config_checks.EVAL_FIELDS`` (how to evaluate, not what
+  was trained) that differ from the trained model's config."""
   a, b = config_checks.flat_fields(saved), config_checks.flat_fields(config)
+  how = config_checks.EVAL_FIELDS
   return sorted(k for k in set(a) | set(b)
-                if not k.startswith("data.") and k not in EVAL_FIELDS and a.get(k) != b.get(k))
+                if not k.startswith("data.") and k not in how and a.get(k) != b.get(k))
 
 
 def with_eval_fields(predictor: Predictor, config: ml_collections.ConfigDict) -> Predictor:
-  """``predictor`` evaluating as ``config``'s ``EVAL_FIELDS`` say (same trained variables;
-  the model is rebuilt from the updated config)."""
+  """``predictor`` evaluating as ``config``'s ``config_checks.EVAL_FIELDS`` say (same
+  trained variables; the model is rebuilt from the updated config)."""
   saved, wanted = config_checks.flat_fields(predictor.config), config_checks.flat_fields(config)
-  changed = [k for k in EVAL_FIELDS if saved.get(k) != wanted.get(k)]
+  changed = [k for k in config_checks.EVAL_FIELDS if saved.get(k) != wanted.get(k)]
   if not changed:
     return predictor
   settings = ml_collections.ConfigDict(predictor.config.to_dict())
@@ -72,8 +72,8 @@ def evaluate(predictor: Predictor, config: ml_collections.ConfigDict, out_dir: s
   """Predicts every face of ``split`` of ``config.data`` and writes the report."""
   changed = model_fields_changed(predictor.config, config)
   if changed:
-    raise ValueError(f"Only --config.data.* and {EVAL_FIELDS} may change when evaluating a "
-                     f"trained model; these describe the model: {changed}.")
+    raise ValueError(f"Only --config.data.* and {config_checks.EVAL_FIELDS} may change when "
+                     f"evaluating a trained model; these describe the model: {changed}.")
   if split not in SPLITS:
     raise ValueError(f"split={split!r}: use one of {SPLITS}.")
   predictor = with_eval_fields(predictor, config)
