@@ -9,8 +9,9 @@ arrays. On a CPU this turns the 82 FG-NET folds from days into minutes, and
 makes fine-tuning the top blocks affordable.
 
 The cache is content-addressed: one file per setting (backbone name and revision,
-settings, input size and normalisation, where the frozen part ends, the views,
-the storage dtype and a digest of the frozen weights), holding the SHA-1 of each
+settings, input size and normalisation, where the frozen part ends, the views and
+the revision of the code that draws them, the storage dtype and a digest of the
+frozen weights: ``cache_settings``, ``cache_key``), holding the SHA-1 of each
 image's bytes and that image's outputs. Every fold of a protocol, every split and
 every rerun therefore reuses what any of them computed.
 """
