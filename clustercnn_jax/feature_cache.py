@@ -32,7 +32,6 @@ from clustercnn_jax import models, pretrained
 from clustercnn_jax.data.dataset import ArrayDataset
 from clustercnn_jax.data.images import digests as image_digests
 from clustercnn_jax.data import preprocess
-from clustercnn_jax.data.preprocess import preprocess_view, views
 from clustercnn_jax.models import folding
 from clustercnn_jax.models.model import AgeModel, feature_taps, frozen_blocks_params
 
@@ -148,13 +147,13 @@ def feature_datasets(state: Any, model: AgeModel, config: ml_collections.ConfigD
     logging.warning("cache.enabled: the frozen blocks run once per view, so "
                     "colour_jitter is not applied (flip and scale jitter become fixed views).")
   m = config.model
-  view_list = views(config)
+  view_list = preprocess.views(config)
   frozen = frozen_variables(state, config)
   taps = feature_taps(config) if m.freeze_backbone else ()  # above a cut they are trained
   key = cache_key(cache_settings(config, view_list, taps), weights_digest(frozen))
 
   def embed(variables, images):
-    out = [model.apply(variables, preprocess_view(config, images, zoom, flip),
+    out = [model.apply(variables, preprocess.preprocess_view(config, images, zoom, flip),
                        method=AgeModel.frozen_part) for zoom, flip in view_list]
     return jnp.stack(out, axis=1).astype(config.cache.dtype)
 
